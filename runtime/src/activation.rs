@@ -1,0 +1,205 @@
+//! Activation functions, the set in the paper's search space plus softplus.
+//!
+//! Evaluated with `libm` in f32 (correctly rounded or within an ulp or two for the functions used
+//! here); `micromath`'s approximations are faster but err by up to 1e-3 in `exp`, too coarse for
+//! a host/device cross-check at 1e-5.
+
+use serde::{Deserialize, Serialize};
+
+/// An element-wise activation.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `x` (linear output layers).
+    Identity,
+    /// `max(0, x)`.
+    Relu,
+    /// `x` for `x > 0`, `slope * x` otherwise.
+    LeakyRelu {
+        /// Slope for negative inputs (0.01 in most frameworks).
+        slope: f32,
+    },
+    /// `x` for `x > 0`, `alpha * (exp(x) - 1)` otherwise.
+    Elu {
+        /// Saturation value for large negative inputs (1.0 in most frameworks).
+        alpha: f32,
+    },
+    /// GELU in the tanh form the paper uses: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
+    Gelu,
+    /// SiLU / swish: `x * sigmoid(x)`.
+    Silu,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Logistic sigmoid `1 / (1 + exp(-x))`.
+    Sigmoid,
+    /// `sin(x)` (the thesis's SIN activation).
+    Sin,
+    /// `ln(1 + exp(x))`.
+    Softplus,
+}
+
+impl Activation {
+    /// Short lower-case name, as in experiment files.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Relu => "relu",
+            Activation::LeakyRelu { .. } => "leaky_relu",
+            Activation::Elu { .. } => "elu",
+            Activation::Gelu => "gelu",
+            Activation::Silu => "silu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Sin => "sin",
+            Activation::Softplus => "softplus",
+        }
+    }
+
+    /// Whether its parameters are usable (finite).
+    pub fn is_valid(&self) -> bool {
+        match *self {
+            Activation::LeakyRelu { slope } => slope.is_finite(),
+            Activation::Elu { alpha } => alpha.is_finite(),
+            _ => true,
+        }
+    }
+
+    /// Applies the activation to one value.
+    #[inline]
+    pub fn apply(&self, x: f32) -> f32 {
+        match *self {
+            Activation::Identity => x,
+            Activation::Relu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            Activation::LeakyRelu { slope } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    slope * x
+                }
+            }
+            Activation::Elu { alpha } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * libm::expm1f(x)
+                }
+            }
+            Activation::Gelu => {
+                const K: f32 = 0.797_884_6; // sqrt(2 / pi)
+                0.5 * x * (1.0 + libm::tanhf(K * (x + 0.044_715 * x * x * x)))
+            }
+            Activation::Silu => x * sigmoid(x),
+            Activation::Tanh => libm::tanhf(x),
+            Activation::Sigmoid => sigmoid(x),
+            Activation::Sin => libm::sinf(x),
+            Activation::Softplus => {
+                // max(x, 0) + log1p(exp(-|x|)) never overflows.
+                let m = if x > 0.0 { x } else { 0.0 };
+                m + libm::log1pf(libm::expf(-libm::fabsf(x)))
+            }
+        }
+    }
+
+    /// Applies the activation in place.
+    #[inline]
+    pub fn apply_slice(&self, xs: &mut [f32]) {
+        if matches!(self, Activation::Identity) {
+            return;
+        }
+        for x in xs {
+            *x = self.apply(*x);
+        }
+    }
+}
+
+/// Logistic sigmoid, written so `exp` never overflows.
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + libm::expf(-x))
+    } else {
+        let e = libm::expf(x);
+        e / (1.0 + e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// f64 references written from the textbook definitions.
+    fn reference(a: &Activation, x: f64) -> f64 {
+        match *a {
+            Activation::Identity => x,
+            Activation::Relu => x.max(0.0),
+            Activation::LeakyRelu { slope } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    slope as f64 * x
+                }
+            }
+            Activation::Elu { alpha } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha as f64 * (x.exp() - 1.0)
+                }
+            }
+            Activation::Gelu => {
+                let k = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * x * (1.0 + (k * (x + 0.044715 * x.powi(3))).tanh())
+            }
+            Activation::Silu => x / (1.0 + (-x).exp()),
+            Activation::Tanh => x.tanh(),
+            Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Activation::Sin => x.sin(),
+            Activation::Softplus => (1.0 + x.exp()).ln(),
+        }
+    }
+
+    #[test]
+    fn matches_f64_reference() {
+        let all = [
+            Activation::Identity,
+            Activation::Relu,
+            Activation::LeakyRelu { slope: 0.01 },
+            Activation::Elu { alpha: 1.0 },
+            Activation::Gelu,
+            Activation::Silu,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Sin,
+            Activation::Softplus,
+        ];
+        for a in &all {
+            for i in -400..=400 {
+                let x = i as f32 * 0.05;
+                let got = a.apply(x) as f64;
+                let want = reference(a, x as f64);
+                let tol = 4.0 * f32::EPSILON as f64 * (1.0 + want.abs());
+                assert!(
+                    (got - want).abs() <= tol,
+                    "{} at {x}: {got} vs {want}",
+                    a.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_inputs_stay_finite() {
+        for a in [Activation::Sigmoid, Activation::Silu, Activation::Softplus, Activation::Gelu] {
+            for x in [-1e30f32, -100.0, 100.0, 1e30] {
+                assert!(a.apply(x).is_finite(), "{} at {x}", a.name());
+            }
+        }
+    }
+}

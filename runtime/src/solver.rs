@@ -1,0 +1,297 @@
+//! Fixed-step explicit Runge-Kutta methods, named after the literature.
+//!
+//! One generic stepper ([`rk_step`]) runs every tableau; it is generic over the scalar so that
+//! the same code is checked for convergence order in f64 (where a 5th-order method's error is not
+//! drowned by rounding) and runs in f32 on the device. The trainer uses the same tableaux.
+
+use serde::{Deserialize, Serialize};
+
+/// Most stages of any tableau here (Tsit5 and Dormand-Prince 5 without their FSAL stage).
+pub const MAX_STAGES: usize = 6;
+
+/// An explicit Butcher tableau (lower-triangular `a`, weights `b`, nodes `c`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tableau {
+    /// Name as in the literature.
+    pub name: &'static str,
+    /// Number of stages used.
+    pub stages: usize,
+    /// Classical order of the solution.
+    pub order: u8,
+    /// `a[i][j]`, `j < i`.
+    pub a: [[f64; MAX_STAGES]; MAX_STAGES],
+    /// Weights.
+    pub b: [f64; MAX_STAGES],
+    /// Nodes: stage `i` is evaluated at `t + c[i] h`.
+    pub c: [f64; MAX_STAGES],
+}
+
+const Z: [f64; MAX_STAGES] = [0.0; MAX_STAGES];
+
+/// Forward Euler, order 1.
+pub const EULER: Tableau = Tableau {
+    name: "Euler",
+    stages: 1,
+    order: 1,
+    a: [Z; MAX_STAGES],
+    b: [1.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    c: Z,
+};
+
+/// Heun's method (explicit trapezoid), order 2.
+pub const HEUN: Tableau = Tableau {
+    name: "Heun",
+    stages: 2,
+    order: 2,
+    a: [[0.0; 6], [1.0, 0.0, 0.0, 0.0, 0.0, 0.0], Z, Z, Z, Z],
+    b: [0.5, 0.5, 0.0, 0.0, 0.0, 0.0],
+    c: [0.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+};
+
+/// The classical Runge-Kutta method, order 4.
+pub const RK4: Tableau = Tableau {
+    name: "RK4",
+    stages: 4,
+    order: 4,
+    a: [
+        Z,
+        [0.5, 0.0, 0.0, 0.0, 0.0, 0.0],
+        [0.0, 0.5, 0.0, 0.0, 0.0, 0.0],
+        [0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+        Z,
+        Z,
+    ],
+    b: [1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0, 0.0, 0.0],
+    c: [0.0, 0.5, 0.5, 1.0, 0.0, 0.0],
+};
+
+/// Tsitouras 5(4) (Ch. Tsitouras, Comput. Math. Appl. 62 (2011) 770-775), the 5th-order
+/// solution; the 7th (FSAL) stage only serves the error estimate and is not needed at fixed step.
+pub const TSIT5: Tableau = Tableau {
+    name: "Tsit5",
+    stages: 6,
+    order: 5,
+    a: [
+        Z,
+        [0.161, 0.0, 0.0, 0.0, 0.0, 0.0],
+        [-0.008_480_655_492_356_989, 0.335_480_655_492_357, 0.0, 0.0, 0.0, 0.0],
+        [2.897_153_057_105_493, -6.359_448_489_975_075, 4.362_295_432_869_581_5, 0.0, 0.0, 0.0],
+        [
+            5.325_864_828_439_257,
+            -11.748_883_564_062_828,
+            7.495_539_342_889_836_5,
+            -0.092_495_066_361_755_25,
+            0.0,
+            0.0,
+        ],
+        [
+            5.861_455_442_946_42,
+            -12.920_969_317_847_11,
+            8.159_367_898_576_159,
+            -0.071_584_973_281_401,
+            -0.028_269_050_394_068_383,
+            0.0,
+        ],
+    ],
+    b: [
+        0.096_460_766_818_065_23,
+        0.01,
+        0.479_889_650_414_499_6,
+        1.379_008_574_103_742,
+        -3.290_069_515_436_081,
+        2.324_710_524_099_774,
+    ],
+    c: [0.0, 0.161, 0.327, 0.9, 0.980_025_540_904_509_7, 1.0],
+};
+
+/// Dormand-Prince 5(4) (J. R. Dormand, P. J. Prince, J. Comput. Appl. Math. 6 (1980) 19-26), the
+/// 5th-order solution.
+pub const DOPRI5: Tableau = Tableau {
+    name: "Dopri5",
+    stages: 6,
+    order: 5,
+    a: [
+        Z,
+        [1.0 / 5.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        [3.0 / 40.0, 9.0 / 40.0, 0.0, 0.0, 0.0, 0.0],
+        [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0, 0.0, 0.0, 0.0],
+        [
+            19372.0 / 6561.0,
+            -25360.0 / 2187.0,
+            64448.0 / 6561.0,
+            -212.0 / 729.0,
+            0.0,
+            0.0,
+        ],
+        [
+            9017.0 / 3168.0,
+            -355.0 / 33.0,
+            46732.0 / 5247.0,
+            49.0 / 176.0,
+            -5103.0 / 18656.0,
+            0.0,
+        ],
+    ],
+    b: [
+        35.0 / 384.0,
+        0.0,
+        500.0 / 1113.0,
+        125.0 / 192.0,
+        -2187.0 / 6784.0,
+        11.0 / 84.0,
+    ],
+    c: [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0],
+};
+
+/// The fixed-step method a simulation uses. Iterator nets ignore it: they step by their net.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "snake_case")]
+pub enum Solver {
+    /// Forward Euler.
+    Euler,
+    /// Heun (explicit trapezoid).
+    Heun,
+    /// Classical RK4.
+    Rk4,
+    /// Tsitouras 5, the "rk5" of the CLI.
+    Tsit5,
+    /// Dormand-Prince 5.
+    Dopri5,
+}
+
+impl Solver {
+    /// Every solver.
+    pub const ALL: [Solver; 5] = [
+        Solver::Euler,
+        Solver::Heun,
+        Solver::Rk4,
+        Solver::Tsit5,
+        Solver::Dopri5,
+    ];
+
+    /// The tableau.
+    pub const fn tableau(self) -> &'static Tableau {
+        match self {
+            Solver::Euler => &EULER,
+            Solver::Heun => &HEUN,
+            Solver::Rk4 => &RK4,
+            Solver::Tsit5 => &TSIT5,
+            Solver::Dopri5 => &DOPRI5,
+        }
+    }
+
+    /// Vector-field evaluations per step.
+    pub const fn stages(self) -> usize {
+        self.tableau().stages
+    }
+
+    /// Parses a CLI name (`euler`, `heun`, `rk4`, `rk5`/`tsit5`, `dopri5`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "euler" => Solver::Euler,
+            "heun" => Solver::Heun,
+            "rk4" => Solver::Rk4,
+            "rk5" | "tsit5" => Solver::Tsit5,
+            "dopri5" => Solver::Dopri5,
+            _ => return None,
+        })
+    }
+}
+
+/// Scalar arithmetic the stepper needs; implemented for `f32` (device) and `f64` (reference).
+pub trait Real:
+    Copy
+    + core::ops::Add<Output = Self>
+    + core::ops::Sub<Output = Self>
+    + core::ops::Mul<Output = Self>
+    + PartialEq
+{
+    /// Converts a tableau coefficient.
+    fn from_f64(v: f64) -> Self;
+    /// Zero.
+    fn zero() -> Self {
+        Self::from_f64(0.0)
+    }
+}
+
+impl Real for f32 {
+    #[inline]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Real for f64 {
+    #[inline]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+
+/// One explicit Runge-Kutta step of size `h` from `x` into `out`.
+///
+/// `k` holds `tab.stages * n` values, `tmp` holds `n`. `f(c, x_stage, dx)` evaluates the vector
+/// field at stage node `c` (a fraction of the step, so the caller can interpolate its drive).
+/// Zero tableau entries are skipped, so Euler and RK4 cost exactly their textbook operations.
+pub fn rk_step<T: Real, E>(
+    tab: &Tableau,
+    h: T,
+    x: &[T],
+    k: &mut [T],
+    tmp: &mut [T],
+    out: &mut [T],
+    mut f: impl FnMut(T, &[T], &mut [T]) -> Result<(), E>,
+) -> Result<(), E> {
+    let n = x.len();
+    let stages = tab.stages.min(MAX_STAGES);
+    for s in 0..stages {
+        let (done, rest) = k.split_at_mut(s * n);
+        let Some(ks) = rest.get_mut(..n) else {
+            return Ok(());
+        };
+        tmp.copy_from_slice(x);
+        for (j, kj) in done.chunks_exact(n).enumerate() {
+            let a = tab.a[s][j];
+            if a != 0.0 {
+                let ha = h * T::from_f64(a);
+                for (t, &kv) in tmp.iter_mut().zip(kj) {
+                    *t = *t + ha * kv;
+                }
+            }
+        }
+        f(T::from_f64(tab.c[s]), tmp, ks)?;
+    }
+    out.copy_from_slice(x);
+    for (s, ks) in k.chunks_exact(n).take(stages).enumerate() {
+        let b = tab.b[s];
+        if b != 0.0 {
+            let hb = h * T::from_f64(b);
+            for (o, &kv) in out.iter_mut().zip(ks) {
+                *o = *o + hb * kv;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tableaux_are_consistent() {
+        for s in Solver::ALL {
+            let t = s.tableau();
+            let sum_b: f64 = t.b.iter().sum();
+            assert!((sum_b - 1.0).abs() < 1e-12, "{} weights", t.name);
+            for i in 0..t.stages {
+                let row: f64 = t.a[i].iter().sum();
+                assert!((row - t.c[i]).abs() < 1e-12, "{} row {i}", t.name);
+                for j in i..MAX_STAGES {
+                    assert_eq!(t.a[i][j], 0.0, "{} is explicit", t.name);
+                }
+            }
+        }
+    }
+}
