@@ -200,10 +200,9 @@ impl fmt::Display for SimError {
             SimError::NonFiniteState { step } => {
                 write!(f, "state became non-finite at sample {step}")
             }
-            SimError::OutputLength { needed, available } => write!(
-                f,
-                "output buffer holds {available} values, {needed} needed"
-            ),
+            SimError::OutputLength { needed, available } => {
+                write!(f, "output buffer holds {available} values, {needed} needed")
+            }
         }
     }
 }

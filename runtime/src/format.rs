@@ -253,7 +253,9 @@ pub fn check_header(blob: &[u8]) -> Result<Header, DecodeError> {
         });
     }
     // Padding between descriptor and data must be zero, so every byte has one meaning.
-    let pad = blob.get(desc_end as usize..h.data_offset as usize).unwrap_or(&[]);
+    let pad = blob
+        .get(desc_end as usize..h.data_offset as usize)
+        .unwrap_or(&[]);
     if pad.iter().any(|&b| b != 0) {
         return Err(DecodeError::BadHeader { field: "padding" });
     }
@@ -279,7 +281,12 @@ impl<'a> Data<'a> {
             .ok_or(DecodeError::TensorOutOfBounds { what })
     }
 
-    fn f32s(&self, r: TensorRef, expected: usize, what: &'static str) -> Result<&'a [f32], DecodeError> {
+    fn f32s(
+        &self,
+        r: TensorRef,
+        expected: usize,
+        what: &'static str,
+    ) -> Result<&'a [f32], DecodeError> {
         if r.len as usize != expected {
             return Err(DecodeError::ShapeMismatch {
                 what,
@@ -296,7 +303,12 @@ impl<'a> Data<'a> {
     }
 
     /// Like `f32s` but allows infinities (state bounds); still refuses NaN.
-    fn bounds(&self, r: TensorRef, expected: usize, what: &'static str) -> Result<&'a [f32], DecodeError> {
+    fn bounds(
+        &self,
+        r: TensorRef,
+        expected: usize,
+        what: &'static str,
+    ) -> Result<&'a [f32], DecodeError> {
         if r.len as usize != expected {
             return Err(DecodeError::ShapeMismatch {
                 what,
@@ -312,7 +324,12 @@ impl<'a> Data<'a> {
         Ok(v)
     }
 
-    fn i8s(&self, r: TensorRef, expected: usize, what: &'static str) -> Result<&'a [i8], DecodeError> {
+    fn i8s(
+        &self,
+        r: TensorRef,
+        expected: usize,
+        what: &'static str,
+    ) -> Result<&'a [i8], DecodeError> {
         if r.len as usize != expected {
             return Err(DecodeError::ShapeMismatch {
                 what,
@@ -406,11 +423,13 @@ fn resolve_mlp<'a>(
             weights,
             bias: data.f32s(l.bias, out, "layer bias")?,
         };
-        layers.push(layer).map_err(|_| DecodeError::CapacityExceeded {
-            what: "layer count",
-            limit: MAX_LAYERS as u32,
-            found: w.layers.len() as u32,
-        })?;
+        layers
+            .push(layer)
+            .map_err(|_| DecodeError::CapacityExceeded {
+                what: "layer count",
+                limit: MAX_LAYERS as u32,
+                found: w.layers.len() as u32,
+            })?;
         width = out;
     }
     if width != n_out {
@@ -442,10 +461,12 @@ impl<'a> Model<'a> {
     pub fn decode(blob: &'a [u8]) -> Result<Model<'a>, DecodeError> {
         let h = check_header(blob)?;
         let desc_end = HEADER_LEN + h.desc_len as usize;
-        let desc = blob.get(HEADER_LEN..desc_end).ok_or(DecodeError::Truncated {
-            needed: desc_end as u32,
-            available: blob.len() as u32,
-        })?;
+        let desc = blob
+            .get(HEADER_LEN..desc_end)
+            .ok_or(DecodeError::Truncated {
+                needed: desc_end as u32,
+                available: blob.len() as u32,
+            })?;
         let (wire, rest): (WireModel<'a>, &[u8]) =
             postcard::take_from_bytes(desc).map_err(|_| DecodeError::Descriptor)?;
         if !rest.is_empty() {
@@ -548,7 +569,6 @@ pub struct AlignedBlob {
     len: usize,
 }
 
-
 #[cfg(feature = "std")]
 impl core::fmt::Debug for AlignedBlob {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -590,7 +610,12 @@ impl AlignedBlob {
             let mut buf = [0u8; 16];
             buf[..chunk.len()].copy_from_slice(chunk);
             for (i, v) in w.iter_mut().enumerate() {
-                *v = u32::from_ne_bytes([buf[4 * i], buf[4 * i + 1], buf[4 * i + 2], buf[4 * i + 3]]);
+                *v = u32::from_ne_bytes([
+                    buf[4 * i],
+                    buf[4 * i + 1],
+                    buf[4 * i + 2],
+                    buf[4 * i + 3],
+                ]);
             }
         }
         Self {

@@ -102,7 +102,10 @@ mod tests {
                     + (b[o] as f64).abs();
                 // Recursive summation bound: n * eps * sum |terms|.
                 let bound = (n_in as f64 + 1.0) * f32::EPSILON as f64 * mag;
-                assert!((y[o] as f64 - exact).abs() <= bound, "{n_in}x{n_out} row {o}");
+                assert!(
+                    (y[o] as f64 - exact).abs() <= bound,
+                    "{n_in}x{n_out} row {o}"
+                );
             }
         }
     }

@@ -39,7 +39,9 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[cfg(target_endian = "big")]
-compile_error!("odeflash-runtime reads little-endian tensors in place and supports little-endian targets only");
+compile_error!(
+    "odeflash-runtime reads little-endian tensors in place and supports little-endian targets only"
+);
 
 pub mod activation;
 pub mod crc;

@@ -211,7 +211,7 @@ impl<'m, 'a, 's> Simulator<'m, 'a, 's> {
             Dynamics::Ode { .. } => {
                 let m = self.config.substeps;
                 let h = self.config.dt / m as f32;
-                let tab = self.config.solver.tableau();
+                let tab = self.config.solver.tableau_f32();
                 let dvs = vs_next - vs_now;
                 for s in 0..m {
                     let (a, b) = (&mut *self.a, &mut *self.b);
@@ -263,7 +263,11 @@ impl<'m, 'a, 's> Simulator<'m, 'a, 's> {
     ) -> Result<(), SimError> {
         let n = self.x.len();
         let len = vs.len();
-        for (buf, need) in [(v_out.len(), len), (i_out.len(), len), (x_out.len(), len * n)] {
+        for (buf, need) in [
+            (v_out.len(), len),
+            (i_out.len(), len),
+            (x_out.len(), len * n),
+        ] {
             if buf != need {
                 return Err(SimError::OutputLength {
                     needed: need as u32,
@@ -275,7 +279,10 @@ impl<'m, 'a, 's> Simulator<'m, 'a, 's> {
             return Ok(());
         };
         let mut obs = self.observe(first)?;
-        let rows = v_out.iter_mut().zip(i_out.iter_mut()).zip(x_out.chunks_exact_mut(n));
+        let rows = v_out
+            .iter_mut()
+            .zip(i_out.iter_mut())
+            .zip(x_out.chunks_exact_mut(n));
         for (idx, ((v, i), xr)) in rows.enumerate() {
             if idx > 0 {
                 obs = self.step(vs[idx - 1], vs[idx])?;

@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 /// Most stages of any tableau here (Tsit5 and Dormand-Prince 5 without their FSAL stage).
 pub const MAX_STAGES: usize = 6;
 
-/// An explicit Butcher tableau (lower-triangular `a`, weights `b`, nodes `c`).
+/// An explicit Butcher tableau (lower-triangular `a`, weights `b`, nodes `c`), in f64 as
+/// published, or converted to f32 at compile time for the device (no soft-float f64 at run time).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Tableau {
+pub struct Tableau<T = f64> {
     /// Name as in the literature.
     pub name: &'static str,
     /// Number of stages used.
@@ -19,11 +20,41 @@ pub struct Tableau {
     /// Classical order of the solution.
     pub order: u8,
     /// `a[i][j]`, `j < i`.
-    pub a: [[f64; MAX_STAGES]; MAX_STAGES],
+    pub a: [[T; MAX_STAGES]; MAX_STAGES],
     /// Weights.
-    pub b: [f64; MAX_STAGES],
+    pub b: [T; MAX_STAGES],
     /// Nodes: stage `i` is evaluated at `t + c[i] h`.
-    pub c: [f64; MAX_STAGES],
+    pub c: [T; MAX_STAGES],
+}
+
+const fn row_f32(r: &[f64; MAX_STAGES]) -> [f32; MAX_STAGES] {
+    let mut out = [0.0f32; MAX_STAGES];
+    let mut i = 0;
+    while i < MAX_STAGES {
+        out[i] = r[i] as f32;
+        i += 1;
+    }
+    out
+}
+
+impl Tableau<f64> {
+    /// The same tableau rounded to f32.
+    pub const fn to_f32(&self) -> Tableau<f32> {
+        let mut a = [[0.0f32; MAX_STAGES]; MAX_STAGES];
+        let mut i = 0;
+        while i < MAX_STAGES {
+            a[i] = row_f32(&self.a[i]);
+            i += 1;
+        }
+        Tableau {
+            name: self.name,
+            stages: self.stages,
+            order: self.order,
+            a,
+            b: row_f32(&self.b),
+            c: row_f32(&self.c),
+        }
+    }
 }
 
 const Z: [f64; MAX_STAGES] = [0.0; MAX_STAGES];
@@ -74,8 +105,22 @@ pub const TSIT5: Tableau = Tableau {
     a: [
         Z,
         [0.161, 0.0, 0.0, 0.0, 0.0, 0.0],
-        [-0.008_480_655_492_356_989, 0.335_480_655_492_357, 0.0, 0.0, 0.0, 0.0],
-        [2.897_153_057_105_493, -6.359_448_489_975_075, 4.362_295_432_869_581_5, 0.0, 0.0, 0.0],
+        [
+            -0.008_480_655_492_356_989,
+            0.335_480_655_492_357,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+        ],
+        [
+            2.897_153_057_105_493,
+            -6.359_448_489_975_075,
+            4.362_295_432_869_581_5,
+            0.0,
+            0.0,
+            0.0,
+        ],
         [
             5.325_864_828_439_257,
             -11.748_883_564_062_828,
@@ -170,7 +215,7 @@ impl Solver {
         Solver::Dopri5,
     ];
 
-    /// The tableau.
+    /// The tableau as published (f64).
     pub const fn tableau(self) -> &'static Tableau {
         match self {
             Solver::Euler => &EULER,
@@ -178,6 +223,24 @@ impl Solver {
             Solver::Rk4 => &RK4,
             Solver::Tsit5 => &TSIT5,
             Solver::Dopri5 => &DOPRI5,
+        }
+    }
+
+    /// The tableau rounded to f32, as the device runs it.
+    pub const fn tableau_f32(self) -> &'static Tableau<f32> {
+        const T: [Tableau<f32>; 5] = [
+            EULER.to_f32(),
+            HEUN.to_f32(),
+            RK4.to_f32(),
+            TSIT5.to_f32(),
+            DOPRI5.to_f32(),
+        ];
+        match self {
+            Solver::Euler => &T[0],
+            Solver::Heun => &T[1],
+            Solver::Rk4 => &T[2],
+            Solver::Tsit5 => &T[3],
+            Solver::Dopri5 => &T[4],
         }
     }
 
@@ -207,26 +270,16 @@ pub trait Real:
     + core::ops::Mul<Output = Self>
     + PartialEq
 {
-    /// Converts a tableau coefficient.
-    fn from_f64(v: f64) -> Self;
     /// Zero.
-    fn zero() -> Self {
-        Self::from_f64(0.0)
-    }
+    const ZERO: Self;
 }
 
 impl Real for f32 {
-    #[inline]
-    fn from_f64(v: f64) -> Self {
-        v as f32
-    }
+    const ZERO: Self = 0.0;
 }
 
 impl Real for f64 {
-    #[inline]
-    fn from_f64(v: f64) -> Self {
-        v
-    }
+    const ZERO: Self = 0.0;
 }
 
 /// One explicit Runge-Kutta step of size `h` from `x` into `out`.
@@ -235,7 +288,7 @@ impl Real for f64 {
 /// field at stage node `c` (a fraction of the step, so the caller can interpolate its drive).
 /// Zero tableau entries are skipped, so Euler and RK4 cost exactly their textbook operations.
 pub fn rk_step<T: Real, E>(
-    tab: &Tableau,
+    tab: &Tableau<T>,
     h: T,
     x: &[T],
     k: &mut [T],
@@ -253,20 +306,20 @@ pub fn rk_step<T: Real, E>(
         tmp.copy_from_slice(x);
         for (j, kj) in done.chunks_exact(n).enumerate() {
             let a = tab.a[s][j];
-            if a != 0.0 {
-                let ha = h * T::from_f64(a);
+            if a != T::ZERO {
+                let ha = h * a;
                 for (t, &kv) in tmp.iter_mut().zip(kj) {
                     *t = *t + ha * kv;
                 }
             }
         }
-        f(T::from_f64(tab.c[s]), tmp, ks)?;
+        f(tab.c[s], tmp, ks)?;
     }
     out.copy_from_slice(x);
     for (s, ks) in k.chunks_exact(n).take(stages).enumerate() {
         let b = tab.b[s];
-        if b != 0.0 {
-            let hb = h * T::from_f64(b);
+        if b != T::ZERO {
+            let hb = h * b;
             for (o, &kv) in out.iter_mut().zip(ks) {
                 *o = *o + hb * kv;
             }

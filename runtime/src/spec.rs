@@ -334,7 +334,12 @@ impl ModelSpec {
             })
             .collect();
         let upper: Vec<f32> = (0..n)
-            .map(|i| self.bounds.get(i).and_then(|b| b.upper).unwrap_or(f32::INFINITY))
+            .map(|i| {
+                self.bounds
+                    .get(i)
+                    .and_then(|b| b.upper)
+                    .unwrap_or(f32::INFINITY)
+            })
             .collect();
         let wire = WireModel {
             name: &self.name,

@@ -79,7 +79,10 @@ fn observed_order_matches_tableau_f64() {
             // Coarse enough that a 5th-order error stays far above f64 rounding; Tsit5 is still
             // slightly pre-asymptotic there (its leading error term is minimised), hence 0.4.
             let steps = [8usize, 16, 32, 64];
-            let errs: Vec<f64> = steps.iter().map(|&n| integrate(solver, &p, 2.0, n)).collect();
+            let errs: Vec<f64> = steps
+                .iter()
+                .map(|&n| integrate(solver, &p, 2.0, n))
+                .collect();
             // Least-squares slope of log2(error) against log2(steps).
             let pts: Vec<(f64, f64)> = steps
                 .iter()

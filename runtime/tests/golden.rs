@@ -9,7 +9,7 @@ use odeflash_runtime::crc::crc32;
 use odeflash_runtime::spec::examples::{self, random_mlp};
 use odeflash_runtime::spec::{BoundSpec, DynamicsSpec, ModelSpec, Quant, ReadoutSpec};
 use odeflash_runtime::{
-    AlignedBlob, Activation, Circuit, DecodeError, IteratorForm, Model, SimConfig, Simulator,
+    Activation, AlignedBlob, Circuit, DecodeError, IteratorForm, Model, SimConfig, Simulator,
     Solver,
 };
 use serde::{Deserialize, Serialize};
@@ -128,7 +128,11 @@ fn simulate(model: &Model<'_>) -> Result<Expected, odeflash_runtime::SimError> {
     let mut sim = Simulator::new(model, cfg, &mut scratch)?;
     let vs = stimulus();
     let n = model.n_states();
-    let (mut v, mut i, mut x) = (vec![0.0; SAMPLES], vec![0.0; SAMPLES], vec![0.0; SAMPLES * n]);
+    let (mut v, mut i, mut x) = (
+        vec![0.0; SAMPLES],
+        vec![0.0; SAMPLES],
+        vec![0.0; SAMPLES * n],
+    );
     sim.run(&vs, &mut v, &mut i, &mut x)?;
     Ok(Expected {
         v,
@@ -150,15 +154,25 @@ fn golden_files_have_exact_bytes_and_outputs() {
             std::fs::write(&json, serde_json::to_string_pretty(&out).unwrap()).unwrap();
         }
         let stored = std::fs::read(&ofm).unwrap_or_else(|e| panic!("{}: {e}", ofm.display()));
-        assert_eq!(bytes, stored, "{name}: the encoder no longer writes the golden bytes");
+        assert_eq!(
+            bytes, stored,
+            "{name}: the encoder no longer writes the golden bytes"
+        );
         let blob = AlignedBlob::from_bytes(&stored);
         let model = blob.model().unwrap();
-        assert_eq!(ModelSpec::from_model(&model).encode_bytes(quant), stored, "{name}");
-        let want: Expected = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(
+            ModelSpec::from_model(&model).encode_bytes(quant),
+            stored,
+            "{name}"
+        );
+        let want: Expected =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         let got = simulate(&model).unwrap();
         let close = |a: &[f32], b: &[f32]| {
             a.len() == b.len()
-                && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-6 * y.abs().max(1e-6))
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| (x - y).abs() <= 1e-6 * y.abs().max(1e-6))
         };
         assert!(close(&got.v, &want.v), "{name}: v");
         assert!(close(&got.i, &want.i), "{name}: i");
@@ -255,7 +269,10 @@ fn every_single_byte_change_is_caught_or_valid() {
                 b[pos] = value;
                 // As flashed: the checksum (or, for the checksum bytes themselves, the header
                 // check) must refuse every single-byte change.
-                assert!(exercise(&b).is_err(), "{name}: byte {pos} = {value:#04x} accepted");
+                assert!(
+                    exercise(&b).is_err(),
+                    "{name}: byte {pos} = {value:#04x} accepted"
+                );
                 // A hostile blob with a valid checksum reaches the structural checks: it may be
                 // a valid model (a changed weight) or an error, never a panic.
                 if !(28..32).contains(&pos) {

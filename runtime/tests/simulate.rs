@@ -95,7 +95,10 @@ fn series_resistor_coupling_matches_f64_reference() {
     let i_max = r.iter().map(|p| p.1.abs()).fold(0.0, f64::max);
     for (n, (&(rv, ri), (&sv, &si))) in r.iter().zip(v.iter().zip(&i)).enumerate() {
         assert!((sv as f64 - rv).abs() < 1e-5, "v at {n}: {sv} vs {rv}");
-        assert!((si as f64 - ri).abs() < 1e-4 * i_max, "i at {n}: {si} vs {ri}");
+        assert!(
+            (si as f64 - ri).abs() < 1e-4 * i_max,
+            "i at {n}: {si} vs {ri}"
+        );
     }
     // The state never reaches a bound in this run.
     assert_eq!(clamped, 0);
@@ -333,7 +336,10 @@ fn blow_up_is_reported_not_returned() {
     };
     let mut sim = Simulator::new(&model, cfg, &mut scratch).unwrap();
     let err = (0..10).find_map(|_| sim.step(0.0, 0.0).err());
-    assert!(matches!(err, Some(SimError::NonFiniteState { .. })), "{err:?}");
+    assert!(
+        matches!(err, Some(SimError::NonFiniteState { .. })),
+        "{err:?}"
+    );
 }
 
 #[test]
