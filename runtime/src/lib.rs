@@ -33,7 +33,7 @@
 //! # let _ = (first, next);
 //! # Ok(()) }
 //! ```
-#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -53,6 +53,8 @@ mod model;
 pub mod sim;
 pub mod solver;
 
+#[cfg(feature = "std")]
+pub mod batch;
 #[cfg(feature = "std")]
 pub mod spec;
 

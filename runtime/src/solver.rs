@@ -188,6 +188,29 @@ pub const DOPRI5: Tableau = Tableau {
     c: [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0],
 };
 
+/// Error estimator of Tsit5 (`b - b_hat` over its seven stages, the seventh being the FSAL stage
+/// `f(x_next)`), for adaptive stepping on the host. Coefficients as in Tsitouras (2011).
+pub const TSIT5_ERROR: [f64; 7] = [
+    -0.001_780_011_052_225_777_14,
+    -0.000_816_434_459_656_746_9,
+    0.007_880_878_010_261_995,
+    -0.144_711_007_173_262_9,
+    0.582_357_165_452_555_2,
+    -0.458_082_105_929_186_97,
+    1.0 / 66.0,
+];
+
+/// Error estimator of Dormand-Prince 5(4), `b - b_hat` over its seven stages (FSAL).
+pub const DOPRI5_ERROR: [f64; 7] = [
+    71.0 / 57600.0,
+    0.0,
+    -71.0 / 16695.0,
+    71.0 / 1920.0,
+    -17253.0 / 339200.0,
+    22.0 / 525.0,
+    -1.0 / 40.0,
+];
+
 /// The fixed-step method a simulation uses. Iterator nets ignore it: they step by their net.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -247,6 +270,26 @@ impl Solver {
     /// Vector-field evaluations per step.
     pub const fn stages(self) -> usize {
         self.tableau().stages
+    }
+
+    /// The CLI name, as [`Solver::from_name`] reads it.
+    pub const fn cli_name(self) -> &'static str {
+        match self {
+            Solver::Euler => "euler",
+            Solver::Heun => "heun",
+            Solver::Rk4 => "rk4",
+            Solver::Tsit5 => "rk5",
+            Solver::Dopri5 => "dopri5",
+        }
+    }
+
+    /// The embedded error estimator of the adaptive 5(4) pairs (seven stages, FSAL).
+    pub const fn error_estimator(self) -> Option<&'static [f64; 7]> {
+        match self {
+            Solver::Tsit5 => Some(&TSIT5_ERROR),
+            Solver::Dopri5 => Some(&DOPRI5_ERROR),
+            _ => None,
+        }
     }
 
     /// Parses a CLI name (`euler`, `heun`, `rk4`, `rk5`/`tsit5`, `dopri5`).
@@ -331,6 +374,14 @@ pub fn rk_step<T: Real, E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_estimators_sum_to_zero() {
+        // b and b_hat both sum to one, so their difference sums to zero.
+        for e in [TSIT5_ERROR, DOPRI5_ERROR] {
+            assert!(e.iter().sum::<f64>().abs() < 1e-12);
+        }
+    }
 
     #[test]
     fn tableaux_are_consistent() {

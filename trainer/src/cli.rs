@@ -1,0 +1,142 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use odeflash_runtime::limits::MAX_SUBSTEPS;
+use odeflash_runtime::spec::Quant;
+use odeflash_runtime::Solver;
+
+/// Neural-ODE memristor surrogates for microcontrollers: inspect, import and simulate model files.
+#[derive(Debug, Parser)]
+#[command(name = "odeflash", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Shows what a model file holds and what running it costs (flash, RAM, MACs).
+    Inspect(InspectArgs),
+    /// Encodes a model spec (JSON, as written by `inspect --json`) into a model file.
+    Import(ImportArgs),
+    /// Runs a model on one or more stimulus CSV files (columns `t`, `v_s`).
+    Simulate(SimulateArgs),
+}
+
+/// `odeflash inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Model file.
+    pub model: PathBuf,
+    /// Write the whole model as JSON (weights dequantized, int8 scales kept) instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// With `--json`: write to this file instead of standard output.
+    #[arg(long, requires = "json", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Weight storage of an imported model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum QuantArg {
+    /// f32 weights.
+    F32,
+    /// int8 weights with one f32 scale per output row.
+    Int8,
+}
+
+impl From<QuantArg> for Quant {
+    fn from(q: QuantArg) -> Self {
+        match q {
+            QuantArg::F32 => Quant::F32,
+            QuantArg::Int8 => Quant::Int8,
+        }
+    }
+}
+
+/// `odeflash import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Model spec, JSON.
+    pub spec: PathBuf,
+    /// Model file to write (replaced atomically).
+    #[arg(long, value_name = "MODEL")]
+    pub out: PathBuf,
+    /// Weight storage [default: int8 if the spec carries int8 scales, else f32].
+    #[arg(long, value_enum)]
+    pub quant: Option<QuantArg>,
+}
+
+/// Fixed-step solvers, by their CLI names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SolverArg {
+    /// Forward Euler, order 1.
+    Euler,
+    /// Heun, order 2.
+    Heun,
+    /// Classical Runge-Kutta, order 4.
+    Rk4,
+    /// Tsitouras 5, order 5.
+    #[value(alias = "tsit5")]
+    Rk5,
+    /// Dormand-Prince 5, order 5.
+    Dopri5,
+}
+
+impl From<SolverArg> for Solver {
+    fn from(s: SolverArg) -> Self {
+        match s {
+            SolverArg::Euler => Solver::Euler,
+            SolverArg::Heun => Solver::Heun,
+            SolverArg::Rk4 => Solver::Rk4,
+            SolverArg::Rk5 => Solver::Tsit5,
+            SolverArg::Dopri5 => Solver::Dopri5,
+        }
+    }
+}
+
+/// `odeflash simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Model file.
+    #[arg(long, value_name = "MODEL")]
+    pub model: PathBuf,
+    /// Stimulus CSV with a header row naming the columns `t` (seconds, uniform) and `v_s`
+    /// (supply voltage, volts); other columns and `#` comment lines are ignored. Repeat the flag
+    /// to run several stimuli as one batch.
+    #[arg(long, value_name = "CSV", required = true)]
+    pub stimulus: Vec<PathBuf>,
+    /// Output CSV (`t,v_s,v,i,x0,...`), replaced atomically; with several stimuli (or if it is an
+    /// existing directory), a directory that receives one CSV per stimulus under the stimulus's
+    /// file name.
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+    /// Fixed-step solver (ignored by iterator nets).
+    #[arg(long, value_enum, default_value_t = SolverArg::Rk4)]
+    pub solver: SolverArg,
+    /// Solver steps per sample interval, 1 to 1024 (iterator nets take exactly 1).
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=MAX_SUBSTEPS as i64)
+    )]
+    pub substeps: u16,
+    /// Initial state, comma-separated [default: the model's x0].
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_negative_numbers = true,
+        value_name = "A,B,..."
+    )]
+    pub x0: Option<Vec<f32>>,
+    /// With several stimuli: let the batch kernel fuse multiply-adds where the CPU has them.
+    /// Faster, but results then differ from single runs by rounding (up to ~1e-4 relative over a
+    /// few hundred rk5 steps); without it a batch reproduces single runs bit for bit.
+    #[arg(long)]
+    pub fma: bool,
+}

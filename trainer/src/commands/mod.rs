@@ -1,0 +1,5 @@
+//! The subcommands.
+
+pub mod import;
+pub mod inspect;
+pub mod simulate;

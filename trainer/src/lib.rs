@@ -1,0 +1,31 @@
+//! Trains neural-ODE surrogates and exports them to the odeflash runtime format.
+//!
+//! For now this crate holds the `odeflash` command line, which works on model files and the
+//! runtime only:
+//! - `odeflash inspect MODEL [--json]`: what a model file holds and what running it costs,
+//! - `odeflash import SPEC.json --out MODEL`: encodes an edited or exported model spec,
+//! - `odeflash simulate --model MODEL --stimulus CSV --out CSV`: runs a model on recorded drives.
+
+pub mod backend;
+pub mod cli;
+pub mod commands;
+mod error;
+pub mod fsutil;
+pub mod nn;
+pub mod rng;
+pub mod solve;
+pub mod stimulus;
+pub mod table;
+
+pub use error::Error;
+
+/// Runs one parsed command line, writing its report to standard output.
+pub fn run(cli: cli::Cli) -> Result<(), Error> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match cli.command {
+        cli::Command::Inspect(args) => commands::inspect::run(&args, &mut out),
+        cli::Command::Import(args) => commands::import::run(&args, &mut out),
+        cli::Command::Simulate(args) => commands::simulate::run(&args, &mut out),
+    }
+}
