@@ -46,3 +46,23 @@ impl BackendKind {
         }
     }
 }
+
+/// The first CUDA device, checked to work: a missing driver or GPU is an error, not a panic.
+#[cfg(feature = "cuda")]
+pub fn cuda_device() -> Result<burn::backend::cuda::CudaDevice, crate::Error> {
+    use burn::tensor::Tensor;
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let probe = std::panic::catch_unwind(|| {
+        let device = burn::backend::cuda::CudaDevice::default();
+        let t = Tensor::<Gpu, 1>::ones([4], &device);
+        let _ = t.sum().into_data();
+        device
+    });
+    std::panic::set_hook(previous);
+    probe.map_err(|_| {
+        crate::Error::Usage(
+            "--backend cuda: no usable CUDA device (is the NVIDIA driver installed and a GPU visible?)".into(),
+        )
+    })
+}

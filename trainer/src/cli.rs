@@ -25,6 +25,136 @@ pub enum Command {
     Import(ImportArgs),
     /// Runs a model on one or more stimulus CSV files (columns `t`, `v_s`).
     Simulate(SimulateArgs),
+    /// Trains a model; the run directory holds the resolved config, metrics, checkpoints, plots.
+    #[command(subcommand)]
+    Train(TrainCommand),
+    /// Exports a trained run to a model file, after checking it in the runtime against the
+    /// trained model on the validation data.
+    Export(ExportArgs),
+    /// Generates data sets.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+/// `odeflash train ...`.
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// A generic neural ODE `dx/dt = f(x, u)` on trajectories with every state measured
+    /// (`DIR/train/*.csv`, `DIR/validation/*.csv`; columns `t`, optional `u`, `x0`, `x1`, ...).
+    Ode(TrainOdeArgs),
+}
+
+/// Settings every `train` subcommand shares; each overrides the experiment file.
+#[derive(Debug, Args)]
+pub struct TrainCommon {
+    /// Run directory (created; with `--resume`, continued).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: PathBuf,
+    /// Experiment file (TOML); command-line settings override it.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    /// Continue a killed or finished run (with `--epochs` to train longer).
+    #[arg(long)]
+    pub resume: bool,
+    /// Epochs.
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Trajectories per batch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Seed of initialization and batch order.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Samples per training window (0: whole trajectories).
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// Solver: euler, heun, rk4, rk5, dopri5.
+    #[arg(long, value_parser = parse_solver)]
+    pub solver: Option<Solver>,
+    /// Adaptive step-size control (rk5 or dopri5).
+    #[arg(long)]
+    pub adaptive: bool,
+    /// Samples per solver step (outputs interpolated at the samples).
+    #[arg(long)]
+    pub stride: Option<usize>,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = crate::backend::BackendKind::Cpu)]
+    pub backend: crate::backend::BackendKind,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn parse_solver(s: &str) -> Result<Solver, String> {
+    Solver::from_name(s)
+        .ok_or_else(|| format!("unknown solver `{s}` (euler, heun, rk4, rk5, dopri5)"))
+}
+
+/// `odeflash train ode`.
+#[derive(Debug, Args)]
+pub struct TrainOdeArgs {
+    /// Data directory with `train/` and `validation/`.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Number of states (columns `x0` ... in the data).
+    #[arg(long)]
+    pub states: Option<usize>,
+    /// Shared settings.
+    #[command(flatten)]
+    pub common: TrainCommon,
+}
+
+/// `odeflash export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A run directory written by `odeflash train`.
+    pub run_dir: PathBuf,
+    /// Weight storage.
+    #[arg(long, value_enum, default_value_t = QuantArg::F32)]
+    pub quant: QuantArg,
+    /// Model file to write.
+    #[arg(long, value_name = "MODEL")]
+    pub out: PathBuf,
+    /// Largest accepted deviation of the exported model from the trained one, as a fraction of
+    /// each measured channel's standard deviation (default 1e-3 for f32, 5e-2 for int8).
+    #[arg(long)]
+    pub tolerance: Option<f64>,
+    /// Export the last epoch instead of the best validation epoch.
+    #[arg(long)]
+    pub last: bool,
+}
+
+/// `odeflash data ...`.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// A damped, driven oscillator (2 states), for testing that a neural ODE learns a known system.
+    SynthOscillator(SynthOscillatorArgs),
+}
+
+/// `odeflash data synth-oscillator`.
+#[derive(Debug, Args)]
+pub struct SynthOscillatorArgs {
+    /// Output directory (gets `train/` and `validation/`).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Training trajectories.
+    #[arg(long, default_value_t = 8)]
+    pub train: usize,
+    /// Validation trajectories.
+    #[arg(long, default_value_t = 2)]
+    pub validation: usize,
+    /// Samples per trajectory.
+    #[arg(long, default_value_t = 201)]
+    pub samples: usize,
+    /// Sample interval, seconds.
+    #[arg(long, default_value_t = 0.05)]
+    pub dt: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// `odeflash inspect`.

@@ -86,6 +86,32 @@ pub enum Error {
     /// The command line is inconsistent in a way the parser cannot check.
     #[error("{0}")]
     Usage(String),
+    /// A data set or experiment file is unusable; the message names the file and field.
+    #[error("{0}")]
+    Input(String),
+    /// An experiment file is not valid TOML or has unknown or mistyped fields.
+    #[error("{} is not a valid experiment file", path.display())]
+    Experiment {
+        /// The file.
+        path: PathBuf,
+        /// What the parser found (with line and column).
+        source: Box<toml::de::Error>,
+    },
+    /// A solve failed during training or evaluation.
+    #[error(transparent)]
+    Solve(#[from] crate::solve::SolveError),
+    /// The run directory (checkpoint, metrics, plots) could not be used.
+    #[error(transparent)]
+    Run(Box<crate::run::RunError>),
+    /// Training diverged or could not continue.
+    #[error("{0}")]
+    Train(String),
+}
+
+impl From<crate::run::RunError> for Error {
+    fn from(e: crate::run::RunError) -> Self {
+        Error::Run(Box::new(e))
+    }
 }
 
 impl Error {

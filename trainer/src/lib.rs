@@ -9,13 +9,19 @@
 pub mod backend;
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod data;
 mod error;
 pub mod fsutil;
+pub mod model;
 pub mod nn;
+pub mod optim;
 pub mod rng;
+pub mod run;
 pub mod solve;
 pub mod stimulus;
 pub mod table;
+pub mod train;
 
 pub use error::Error;
 
@@ -27,5 +33,28 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
         cli::Command::Inspect(args) => commands::inspect::run(&args, &mut out),
         cli::Command::Import(args) => commands::import::run(&args, &mut out),
         cli::Command::Simulate(args) => commands::simulate::run(&args, &mut out),
+        cli::Command::Train(cli::TrainCommand::Ode(args)) => {
+            commands::train::run_ode(&args, &mut out)
+        }
+        cli::Command::Export(args) => commands::export::run(&args, &mut out),
+        cli::Command::Data(cli::DataCommand::SynthOscillator(args)) => {
+            crate::data::Oscillator::default().write_dataset(
+                &args.out,
+                args.train,
+                args.validation,
+                args.samples,
+                args.dt,
+                args.seed,
+            )?;
+            use std::io::Write as _;
+            writeln!(
+                out,
+                "wrote {} training and {} validation trajectories to {}",
+                args.train,
+                args.validation,
+                args.out.display()
+            )
+            .map_err(Error::Stdout)
+        }
     }
 }

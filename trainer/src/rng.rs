@@ -14,6 +14,16 @@ impl Rng {
         Rng { state: seed }
     }
 
+    /// A generator continuing from a saved [`Rng::state`].
+    pub fn from_state(state: u64) -> Self {
+        Rng { state }
+    }
+
+    /// The state, to save in a checkpoint.
+    pub fn state(&self) -> u64 {
+        self.state
+    }
+
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);

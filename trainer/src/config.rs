@@ -1,0 +1,265 @@
+//! The experiment file (TOML): network, solver, training and optimizer settings. Every field has
+//! a default, unknown fields are refused (a typo must not silently fall back to a default), and
+//! the run directory keeps the resolved file, command-line overrides applied.
+
+use std::path::Path;
+
+use odeflash_runtime::{Activation, Solver};
+use serde::{Deserialize, Serialize};
+
+use crate::nn::{MlpDef, Shape};
+use crate::optim::{OptimizerConfig, ReduceLrOnPlateauConfig};
+use crate::solve::{Adaptive, FixedGrid};
+use crate::Error;
+
+/// The network of the vector field.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetConfig {
+    /// Explicit hidden widths; when empty, `shape`, `width` and `depth` give them.
+    pub hidden: Vec<usize>,
+    /// Named shape (paper 000 Fig. 5: diamond; thesis sec. 4.2.1: the others).
+    pub shape: Shape,
+    /// Base width `N` of the shape.
+    pub width: usize,
+    /// Hidden layers.
+    pub depth: usize,
+    /// Hidden activations: one for all layers, or one per layer.
+    pub activations: Vec<Activation>,
+    /// Output activation.
+    pub output_activation: Activation,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            hidden: Vec::new(),
+            shape: Shape::Rectangle,
+            width: 32,
+            depth: 2,
+            activations: vec![Activation::Tanh],
+            output_activation: Activation::Identity,
+        }
+    }
+}
+
+impl NetConfig {
+    /// Hidden widths.
+    pub fn widths(&self) -> Vec<usize> {
+        if self.hidden.is_empty() {
+            self.shape.widths(self.width, self.depth)
+        } else {
+            self.hidden.clone()
+        }
+    }
+
+    /// The net with `inputs` inputs and `outputs` outputs; checks the activation list.
+    pub fn build(&self, inputs: usize, outputs: usize) -> Result<MlpDef, Error> {
+        let widths = self.widths();
+        let acts = match self.activations.len() {
+            1 => vec![self.activations[0]; widths.len()],
+            n if n == widths.len() => self.activations.clone(),
+            n => {
+                return Err(Error::Input(format!(
+                    "net.activations has {n} entries for {} hidden layers: give one for all, or one per layer",
+                    widths.len()
+                )))
+            }
+        };
+        if widths.contains(&0) {
+            return Err(Error::Input("net: a hidden layer has width 0".into()));
+        }
+        let mut layers: Vec<(usize, Activation)> = widths.into_iter().zip(acts).collect();
+        layers.push((outputs, self.output_activation));
+        Ok(MlpDef::new(inputs, layers))
+    }
+}
+
+/// Which solver trains the model.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SolverConfig {
+    /// `euler`, `heun`, `rk4`, `rk5` (Tsit5), `dopri5` at fixed step, or with `adaptive = true`
+    /// Tsit5/Dopri5 with error control.
+    pub method: Solver,
+    /// Adaptive step-size control (Tsit5 or Dopri5 only).
+    pub adaptive: bool,
+    /// Samples per fixed step (outputs Hermite-interpolated at the samples).
+    pub stride: usize,
+    /// Fixed steps per sample.
+    pub substeps: usize,
+    /// Relative tolerance of adaptive stepping (paper 000: 1e-3).
+    pub rtol: f64,
+    /// Absolute tolerance of adaptive stepping (paper 000: 1e-6).
+    pub atol: f64,
+    /// Step limit of one adaptive solve.
+    pub max_steps: usize,
+}
+
+impl Default for SolverConfig {
+    fn default() -> Self {
+        SolverConfig {
+            method: Solver::Rk4,
+            adaptive: false,
+            stride: 1,
+            substeps: 1,
+            rtol: 1e-3,
+            atol: 1e-6,
+            max_steps: 100_000,
+        }
+    }
+}
+
+impl SolverConfig {
+    /// Checks the combination.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.adaptive && self.method.error_estimator().is_none() {
+            return Err(Error::Input(format!(
+                "solver: adaptive stepping needs method = \"rk5\" (Tsit5) or \"dopri5\", not {:?}",
+                self.method
+            )));
+        }
+        if self.stride == 0 || self.substeps == 0 || (self.stride > 1 && self.substeps > 1) {
+            return Err(Error::Input(
+                "solver: stride and substeps must be >= 1, and only one of them above 1".into(),
+            ));
+        }
+        if !(self.rtol > 0.0 && self.atol > 0.0) {
+            return Err(Error::Input(
+                "solver: rtol and atol must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The fixed grid.
+    pub fn grid(&self) -> FixedGrid {
+        FixedGrid {
+            stride: self.stride,
+            substeps: self.substeps,
+        }
+    }
+
+    /// Adaptive settings, when adaptive.
+    pub fn adaptive(&self) -> Option<Adaptive> {
+        self.adaptive.then_some(Adaptive {
+            solver: self.method,
+            rtol: self.rtol,
+            atol: self.atol,
+            max_steps: self.max_steps,
+        })
+    }
+
+    /// The per-sample fixed-step method the runtime runs the exported model with: the training
+    /// method (Tsit5 for adaptive training), with the training sub-steps.
+    pub fn runtime_method(&self) -> (Solver, u16) {
+        (self.method, self.substeps.min(u16::MAX as usize) as u16)
+    }
+}
+
+/// Where the states at the start of each training window come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowStart {
+    /// From the data (every state observed).
+    Data,
+    /// Trainable, one per window, tied to the previous window's end by the continuity term.
+    Learned,
+}
+
+/// The training loop.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Epochs.
+    pub epochs: u64,
+    /// Trajectories per batch.
+    pub batch_size: usize,
+    /// Seed of initialization and batch order.
+    pub seed: u64,
+    /// Learning rate.
+    pub lr: f64,
+    /// Samples per window; trajectories are cut into windows integrated in parallel as one
+    /// batch. 0: whole trajectories.
+    pub window: usize,
+    /// Window starts.
+    pub window_start: WindowStart,
+    /// Weight of the continuity term between consecutive learned windows.
+    pub continuity_weight: f64,
+    /// Global gradient-norm clipping (none when absent).
+    pub clip_norm: Option<f64>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 100,
+            batch_size: 4,
+            seed: 0,
+            lr: 1e-3,
+            window: 50,
+            window_start: WindowStart::Data,
+            continuity_weight: 1.0,
+            clip_norm: Some(10.0),
+        }
+    }
+}
+
+/// A whole experiment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Experiment {
+    /// Number of states of a generic neural ODE (memristor models fix their own).
+    pub states: usize,
+    /// The vector-field net.
+    pub net: NetConfig,
+    /// The solver.
+    pub solver: SolverConfig,
+    /// The loop.
+    pub train: TrainConfig,
+    /// The optimizer.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule on the validation loss (none when absent).
+    pub scheduler: Option<ReduceLrOnPlateauConfig>,
+}
+
+impl Experiment {
+    /// Reads an experiment file.
+    pub fn read(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses experiment TOML; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| Error::Experiment {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
+    }
+
+    /// The resolved file as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks everything that TOML types cannot.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.solver.validate()?;
+        self.optimizer
+            .validate()
+            .map_err(|e| Error::Input(format!("optimizer: {e}")))?;
+        if self.train.batch_size == 0 {
+            return Err(Error::Input("train.batch_size must be at least 1".into()));
+        }
+        if !(self.train.lr > 0.0 && self.train.lr.is_finite()) {
+            return Err(Error::Input("train.lr must be positive".into()));
+        }
+        if self.train.window == 1 {
+            return Err(Error::Input(
+                "train.window must be 0 (whole trajectories) or at least 2".into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,32 @@
+//! The run directory of a training job, and what a training loop needs around it.
+//!
+//! A run directory holds:
+//! - `config.toml`: the resolved experiment configuration, written once when the run is created
+//!   ([`RunDir`]),
+//! - `metrics.jsonl` and `metrics.csv`: one record per epoch ([`MetricsWriter`]),
+//! - `checkpoint.json` (every epoch) and `best.json` (when validation improves)
+//!   ([`Checkpoint`]),
+//! - `learning_curve.png` ([`plot::learning_curve`]).
+//!
+//! A training loop also polls [`Interrupt`] after each batch (Ctrl-C: checkpoint, then stop) and
+//! reports through [`Progress`].
+//!
+//! Order of writes at the end of an epoch: append the metrics record *first*, then write the
+//! checkpoint. A run killed in between then has one metrics row more than its checkpoint, and
+//! [`MetricsWriter::open_resume`] drops it; the other order would lose a row.
+
+pub mod checkpoint;
+mod error;
+pub mod interrupt;
+pub mod metrics;
+pub mod plot;
+pub mod progress;
+pub mod rundir;
+
+pub use checkpoint::{Checkpoint, ParamTensor};
+pub use error::RunError;
+pub use interrupt::Interrupt;
+pub use metrics::{MetricsWriter, Record};
+pub use plot::{PlotOptions, Series};
+pub use progress::Progress;
+pub use rundir::RunDir;
