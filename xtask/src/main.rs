@@ -14,9 +14,12 @@ const HELP: &str = "\
 cargo xtask <command>
 
   demo            the main job, end to end on the CPU (see README)
-  test            every test: installs missing targets, builds the runtime for both
-                  Cortex-M targets, checks formatting, runs the workspace tests
+  test            every test: installs missing targets and the QEMU tools (qemu-system-arm,
+                  defmt-print), builds the runtime for both Cortex-M targets and the
+                  firmware examples, checks formatting, runs the workspace tests (the
+                  device tests boot the firmware examples in QEMU)
   size            code size of the runtime on thumbv7em-none-eabihf (release, no model)
+  size-firmware   flash and static RAM of the QEMU Cortex-M4F firmware example (model excluded)
   bench           criterion benchmarks and the 18-trajectory ensemble
   fuzz [SECONDS]  runs the decoder fuzz target (needs nightly and cargo-fuzz)
 ";
@@ -29,6 +32,7 @@ fn main() -> Result<()> {
         Some("demo") => demo(),
         Some("test") => test(),
         Some("size") => size().map(|_| ()),
+        Some("size-firmware") => size_firmware(),
         Some("bench") => bench(),
         Some("fuzz") => fuzz(args.get(1).map(String::as_str).unwrap_or("60")),
         Some("help") | Some("--help") | None => {
@@ -111,9 +115,65 @@ fn demo() -> Result<()> {
     run(Command::new("bash").arg("scripts/demo.sh"))
 }
 
+/// Firmware examples: standalone workspaces, built (and format-checked) on their own.
+const FIRMWARE: [&str; 3] = [
+    "firmware-examples/qemu-m4f",
+    "firmware-examples/qemu-m0",
+    "firmware-examples/nucleo-f446re-rig",
+];
+
+fn has(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_ok_and(|s| s.trim() == "0")
+}
+
+/// Installs what the QEMU device tests (`tests/tests/device.rs`) need: `qemu-system-arm` with apt
+/// when running as root, `defmt-print` with cargo (it stays in ~/.cargo/bin, so only the first
+/// run pays its few minutes). `ODEFLASH_SKIP_QEMU=1` skips both, and the device tests.
+fn ensure_tools() -> Result<()> {
+    if std::env::var("ODEFLASH_SKIP_QEMU").is_ok_and(|v| v == "1") {
+        eprintln!("ODEFLASH_SKIP_QEMU=1: QEMU tools not checked, device tests skipped");
+        return Ok(());
+    }
+    if !has("qemu-system-arm") {
+        if !(is_root() && has("apt-get")) {
+            bail!(
+                "qemu-system-arm is needed by the device tests: install it (Debian/Ubuntu: \
+                 `sudo apt-get install qemu-system-arm`), or set ODEFLASH_SKIP_QEMU=1 to skip them"
+            );
+        }
+        run(Command::new("apt-get").arg("update"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "qemu-system-arm"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    if !has("defmt-print") {
+        run(cargo().args(["install", "defmt-print", "--locked"]))?;
+    }
+    if !has("cc") {
+        eprintln!(
+            "no C compiler (`cc`): instructions per step will be counted with -icount and \
+             SysTick instead of the exact QEMU plugin"
+        );
+    }
+    Ok(())
+}
+
 fn test() -> Result<()> {
     ensure_targets()?;
+    ensure_tools()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    for fw in FIRMWARE {
+        run(cargo().current_dir(fw).args(["fmt", "--", "--check"]))?;
+    }
     // The runtime must build for both targets with no std and no alloc, with and without defmt.
     for target in TARGETS {
         run(cargo().args([
@@ -146,6 +206,11 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The firmware examples build (the rig one needs a board to run; the QEMU ones also run in
+    // the device tests).
+    for fw in FIRMWARE {
+        run(cargo().current_dir(fw).args(["build", "--release"]))?;
+    }
     run(cargo().args(["test", "--workspace", "--all-targets"]))?;
     run(cargo().args(["test", "--workspace", "--doc"]))?;
     Ok(())
@@ -221,6 +286,43 @@ fn elf_sections(path: &Path) -> Result<Vec<(String, u64)>> {
         ));
     }
     Ok(out)
+}
+
+/// Builds the QEMU Cortex-M4F firmware example (runtime, defmt, application, its default model in
+/// a separate region) and reports flash and static RAM without the model. The stack high-water
+/// mark needs a run: `cargo test -p odeflash-tests --test device -- --nocapture` prints it.
+fn size_firmware() -> Result<()> {
+    ensure_targets()?;
+    let fw = Path::new("firmware-examples/qemu-m4f");
+    run(cargo()
+        .current_dir(fw)
+        .args(["build", "--release", "--bin", "stream"]))?;
+    let target_dir = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| fw.join("target"));
+    let elf = project_root().join(target_dir.join("thumbv7em-none-eabihf/release/stream"));
+    let sections = elf_sections(&elf)?;
+    let sum = |names: &[&str]| -> u64 {
+        sections
+            .iter()
+            .filter(|(n, _)| names.contains(&n.as_str()))
+            .map(|s| s.1)
+            .sum()
+    };
+    println!("QEMU M4F firmware: {}", elf.display());
+    for (n, s) in &sections {
+        println!("  {n:<14} {s:>8} bytes");
+    }
+    println!(
+        "flash without the model (vector table + text + rodata + data): {} bytes",
+        sum(&[".vector_table", ".text", ".rodata", ".data"])
+    );
+    println!("model region (.model): {} bytes", sum(&[".model"]));
+    println!(
+        "static RAM (data + bss + uninit): {} bytes",
+        sum(&[".data", ".bss", ".uninit"])
+    );
+    Ok(())
 }
 
 fn bench() -> Result<()> {
