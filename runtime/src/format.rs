@@ -109,6 +109,7 @@ pub enum WireDynamics {
 }
 
 /// Memductance readout in the descriptor (appended to, never reordered).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum WireReadout {
     /// None.
@@ -377,31 +378,72 @@ fn check_width(what: &'static str, n: usize) -> Result<(), DecodeError> {
     Ok(())
 }
 
-fn resolve_mlp<'a>(
-    w: &WireMlp,
+/// Reads the postcard descriptor field by field, in the order `WireModel` serializes them.
+///
+/// Deserializing the whole `WireModel` at once would put it (about 800 bytes on a Cortex-M) on
+/// the stack next to the `Model` being built, and the compiler keeps a slot per move: decoding
+/// then needed 8 KB of stack on a Cortex-M4F. Reading one field or one layer at a time keeps
+/// decoding within the RAM budget of the smallest targets. The golden files pin the layout that
+/// both this reader and the encoder's `WireModel` follow.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take<T: Deserialize<'a>>(&mut self) -> Result<T, DecodeError> {
+        let (v, rest) =
+            postcard::take_from_bytes(self.rest).map_err(|_| DecodeError::Descriptor)?;
+        self.rest = rest;
+        Ok(v)
+    }
+
+    /// An enum variant index or a sequence length (postcard varints).
+    fn tag(&mut self) -> Result<u32, DecodeError> {
+        self.take::<u32>()
+    }
+}
+
+/// Reads one MLP into `mlp` (which starts empty), in place: no net-sized temporaries.
+#[inline(never)]
+fn read_mlp<'a>(
+    r: &mut Reader<'_>,
     data: &Data<'a>,
     n_in: usize,
     n_out: usize,
     which: &'static str,
-) -> Result<Mlp<'a>, DecodeError> {
-    if w.n_in as usize != n_in {
+    mlp: &mut Mlp<'a>,
+) -> Result<(), DecodeError> {
+    let wire_n_in: u16 = r.take()?;
+    let in_offset: TensorRef = r.take()?;
+    let in_scale: TensorRef = r.take()?;
+    if wire_n_in as usize != n_in {
         return Err(DecodeError::ShapeMismatch {
             what: which,
             expected: n_in as u32,
-            found: w.n_in as u32,
+            found: wire_n_in as u32,
         });
     }
     check_width("layer width", n_in)?;
-    if w.layers.is_empty() {
+    let count = r.tag()? as usize;
+    if count == 0 {
         return Err(DecodeError::ShapeMismatch {
             what: "layer count",
             expected: 1,
             found: 0,
         });
     }
-    let mut layers = Vec::new();
+    if count > MAX_LAYERS {
+        return Err(DecodeError::CapacityExceeded {
+            what: "layer count",
+            limit: MAX_LAYERS as u32,
+            found: count as u32,
+        });
+    }
+    mlp.in_offset = data.f32s(in_offset, n_in, "input offset")?;
+    mlp.in_scale = data.f32s(in_scale, n_in, "input scale")?;
     let mut width = n_in;
-    for l in &w.layers {
+    for _ in 0..count {
+        let l: WireLayer = r.take()?;
         let out = l.n_out as usize;
         check_width("layer width", out)?;
         if !l.activation.is_valid() {
@@ -410,7 +452,7 @@ fn resolve_mlp<'a>(
             });
         }
         let weights = match l.weights {
-            WireWeights::F32(r) => Weights::F32(data.f32s(r, width * out, "layer weights")?),
+            WireWeights::F32(w) => Weights::F32(data.f32s(w, width * out, "layer weights")?),
             WireWeights::Int8 { q, scales } => Weights::Int8 {
                 q: data.i8s(q, width * out, "int8 weights")?,
                 scales: data.f32s(scales, out, "int8 scales")?,
@@ -423,13 +465,8 @@ fn resolve_mlp<'a>(
             weights,
             bias: data.f32s(l.bias, out, "layer bias")?,
         };
-        layers
-            .push(layer)
-            .map_err(|_| DecodeError::CapacityExceeded {
-                what: "layer count",
-                limit: MAX_LAYERS as u32,
-                found: w.layers.len() as u32,
-            })?;
+        // Cannot fail: `count <= MAX_LAYERS` was checked.
+        let _ = mlp.layers.push(layer);
         width = out;
     }
     if width != n_out {
@@ -439,13 +476,11 @@ fn resolve_mlp<'a>(
             found: width as u32,
         });
     }
-    Ok(Mlp {
-        in_offset: data.f32s(w.in_offset, n_in, "input offset")?,
-        in_scale: data.f32s(w.in_scale, n_in, "input scale")?,
-        layers,
-        out_scale: data.f32s(w.out_scale, n_out, "output scale")?,
-        out_offset: data.f32s(w.out_offset, n_out, "output offset")?,
-    })
+    let out_scale: TensorRef = r.take()?;
+    let out_offset: TensorRef = r.take()?;
+    mlp.out_scale = data.f32s(out_scale, n_out, "output scale")?;
+    mlp.out_offset = data.f32s(out_offset, n_out, "output offset")?;
+    Ok(())
 }
 
 fn positive(v: f32, what: &'static str) -> Result<f32, DecodeError> {
@@ -457,8 +492,40 @@ fn positive(v: f32, what: &'static str) -> Result<f32, DecodeError> {
 }
 
 impl<'a> Model<'a> {
+    /// A model with no states and no layers: storage to [`Model::decode_into`]. Not runnable
+    /// ([`crate::Simulator::new`] refuses it).
+    pub const EMPTY: Model<'static> = Model {
+        name: "",
+        dynamics: Dynamics::Ode { f: Mlp::EMPTY },
+        readout: Readout::None,
+        circuit: None,
+        x0: &[],
+        lower: &[],
+        upper: &[],
+        blob_len: 0,
+    };
+
     /// Decodes and validates a model blob in place. Trailing bytes after the blob are ignored.
     pub fn decode(blob: &'a [u8]) -> Result<Model<'a>, DecodeError> {
+        let mut model = Model::EMPTY;
+        Model::decode_into(blob, &mut model)?;
+        Ok(model)
+    }
+
+    /// Like [`Model::decode`], but into caller-owned storage, so a microcontroller never holds a
+    /// second copy of the model (about 700 bytes on a Cortex-M) on its stack. On error `dst` is
+    /// left as [`Model::EMPTY`].
+    pub fn decode_into(blob: &'a [u8], dst: &mut Model<'a>) -> Result<(), DecodeError> {
+        *dst = Model::EMPTY;
+        let r = Self::decode_fields(blob, dst);
+        if r.is_err() {
+            *dst = Model::EMPTY;
+        }
+        r
+    }
+
+    #[inline(never)]
+    fn decode_fields(blob: &'a [u8], model: &mut Model<'a>) -> Result<(), DecodeError> {
         let h = check_header(blob)?;
         let desc_end = HEADER_LEN + h.desc_len as usize;
         let desc = blob
@@ -467,24 +534,22 @@ impl<'a> Model<'a> {
                 needed: desc_end as u32,
                 available: blob.len() as u32,
             })?;
-        let (wire, rest): (WireModel<'a>, &[u8]) =
-            postcard::take_from_bytes(desc).map_err(|_| DecodeError::Descriptor)?;
-        if !rest.is_empty() {
-            return Err(DecodeError::BadHeader { field: "desc_len" });
-        }
         let data = Data {
             bytes: blob
                 .get(h.data_offset as usize..h.total_len())
                 .unwrap_or(&[]),
         };
-        if wire.name.len() > MAX_NAME {
+        let mut r = Reader { rest: desc };
+        let name: &'a str = r.take()?;
+        if name.len() > MAX_NAME {
             return Err(DecodeError::CapacityExceeded {
                 what: "name length",
                 limit: MAX_NAME as u32,
-                found: wire.name.len() as u32,
+                found: name.len() as u32,
             });
         }
-        let n = wire.n_states as usize;
+        let n_states: u8 = r.take()?;
+        let n = n_states as usize;
         if n == 0 {
             return Err(DecodeError::ShapeMismatch {
                 what: "state count",
@@ -499,36 +564,68 @@ impl<'a> Model<'a> {
                 found: n as u32,
             });
         }
-        let dynamics = match &wire.dynamics {
-            WireDynamics::Ode { f } => Dynamics::Ode {
-                f: resolve_mlp(f, &data, n + 1, n, "vector-field net inputs/outputs")?,
-            },
-            WireDynamics::Iterator { net, form, dt } => Dynamics::Iterator {
-                net: resolve_mlp(net, &data, n + 1, n, "iterator net inputs/outputs")?,
-                form: *form,
-                dt: positive(*dt, "iterator dt")?,
-            },
-        };
-        let readout = match &wire.readout {
-            WireReadout::None => Readout::None,
-            WireReadout::Linear { r_on, r_off } => Readout::Linear {
-                r_on: positive(*r_on, "R_on")?,
-                r_off: positive(*r_off, "R_off")?,
-            },
-            WireReadout::Net { g, g_min, g_max } => {
-                if !(g_min.is_finite() && g_max.is_finite() && *g_min >= 0.0 && g_min < g_max) {
-                    return Err(DecodeError::InvalidValue {
-                        what: "memductance bounds",
-                    });
-                }
-                Readout::Net {
-                    g: resolve_mlp(g, &data, n, 1, "memductance net inputs/outputs")?,
-                    g_min: *g_min,
-                    g_max: *g_max,
+        // The nets are filled in place, so decoding holds no second copy of a net.
+        model.name = name;
+        model.blob_len = h.total_len() as u32;
+        match r.tag()? {
+            0 => {
+                if let Dynamics::Ode { f } = &mut model.dynamics {
+                    read_mlp(
+                        &mut r,
+                        &data,
+                        n + 1,
+                        n,
+                        "vector-field net inputs/outputs",
+                        f,
+                    )?;
                 }
             }
-        };
-        if let Some(c) = wire.circuit {
+            1 => {
+                model.dynamics = Dynamics::Iterator {
+                    net: Mlp::EMPTY,
+                    form: IteratorForm::Residual,
+                    dt: 0.0,
+                };
+                if let Dynamics::Iterator { net, form, dt } = &mut model.dynamics {
+                    read_mlp(&mut r, &data, n + 1, n, "iterator net inputs/outputs", net)?;
+                    *form = r.take()?;
+                    *dt = positive(r.take()?, "iterator dt")?;
+                }
+            }
+            _ => return Err(DecodeError::Descriptor),
+        }
+        match r.tag()? {
+            0 => {}
+            1 => {
+                let r_on: f32 = r.take()?;
+                let r_off: f32 = r.take()?;
+                model.readout = Readout::Linear {
+                    r_on: positive(r_on, "R_on")?,
+                    r_off: positive(r_off, "R_off")?,
+                };
+            }
+            2 => {
+                model.readout = Readout::Net {
+                    g: Mlp::EMPTY,
+                    g_min: 0.0,
+                    g_max: 0.0,
+                };
+                if let Readout::Net { g, g_min, g_max } = &mut model.readout {
+                    read_mlp(&mut r, &data, n, 1, "memductance net inputs/outputs", g)?;
+                    *g_min = r.take()?;
+                    *g_max = r.take()?;
+                    if !(g_min.is_finite() && g_max.is_finite() && *g_min >= 0.0 && g_min < g_max) {
+                        return Err(DecodeError::InvalidValue {
+                            what: "memductance bounds",
+                        });
+                    }
+                }
+            }
+            _ => return Err(DecodeError::Descriptor),
+        }
+        let readout = &model.readout;
+        let circuit: Option<Circuit> = r.take()?;
+        if let Some(c) = circuit {
             if !(c.series_resistance.is_finite() && c.series_resistance >= 0.0) {
                 return Err(DecodeError::InvalidValue {
                     what: "series resistance",
@@ -540,24 +637,22 @@ impl<'a> Model<'a> {
                 });
             }
         }
-        let x0 = data.f32s(wire.x0, n, "initial state")?;
-        let lower = data.bounds(wire.lower, n, "lower state bounds")?;
-        let upper = data.bounds(wire.upper, n, "upper state bounds")?;
-        if lower.iter().zip(upper).any(|(lo, hi)| lo > hi) {
+        let x0: TensorRef = r.take()?;
+        let lower: TensorRef = r.take()?;
+        let upper: TensorRef = r.take()?;
+        if !r.rest.is_empty() {
+            return Err(DecodeError::BadHeader { field: "desc_len" });
+        }
+        model.circuit = circuit;
+        model.x0 = data.f32s(x0, n, "initial state")?;
+        model.lower = data.bounds(lower, n, "lower state bounds")?;
+        model.upper = data.bounds(upper, n, "upper state bounds")?;
+        if model.lower.iter().zip(model.upper).any(|(lo, hi)| lo > hi) {
             return Err(DecodeError::InvalidValue {
                 what: "state bounds (lower above upper)",
             });
         }
-        Ok(Model {
-            name: wire.name,
-            dynamics,
-            readout,
-            circuit: wire.circuit,
-            x0,
-            lower,
-            upper,
-            blob_len: h.total_len() as u32,
-        })
+        Ok(())
     }
 }
 

@@ -74,6 +74,15 @@ pub struct Mlp<'a> {
 }
 
 impl Mlp<'_> {
+    /// A net with no layers, filled in place while decoding.
+    pub(crate) const EMPTY: Mlp<'static> = Mlp {
+        in_offset: &[],
+        in_scale: &[],
+        layers: Vec::new(),
+        out_scale: &[],
+        out_offset: &[],
+    };
+
     /// Number of inputs.
     pub fn n_in(&self) -> usize {
         self.in_scale.len()
@@ -172,6 +181,8 @@ impl<'a> Dynamics<'a> {
 }
 
 /// How the memductance G follows from the state.
+// No heap: the net is stored inline, so `None` is as large as `Net`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Readout<'a> {

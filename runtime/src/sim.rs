@@ -134,6 +134,11 @@ impl<'m, 'a, 's> Simulator<'m, 'a, 's> {
             }
         };
         let n = model.n_states();
+        if n == 0 {
+            return Err(SimError::InvalidConfig {
+                what: "model (no states: not decoded)",
+            });
+        }
         let w = model.max_width();
         let needed = scratch_len(w, n, stages);
         if scratch.len() < needed {

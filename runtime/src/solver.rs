@@ -190,6 +190,7 @@ pub const DOPRI5: Tableau = Tableau {
 
 /// Error estimator of Tsit5 (`b - b_hat` over its seven stages, the seventh being the FSAL stage
 /// `f(x_next)`), for adaptive stepping on the host. Coefficients as in Tsitouras (2011).
+#[allow(clippy::excessive_precision)] // the published digits
 pub const TSIT5_ERROR: [f64; 7] = [
     -0.001_780_011_052_225_777_14,
     -0.000_816_434_459_656_746_9,

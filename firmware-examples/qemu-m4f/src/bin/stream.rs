@@ -143,10 +143,11 @@ fn repaint_stack() {
     }
 }
 
-/// Out of line so the decoder's temporaries are gone before the simulation runs.
+/// Out of line so the decoder's temporaries are gone before the simulation runs; the model is
+/// decoded straight into the caller's storage.
 #[inline(never)]
-fn decode(region: &'static [u8]) -> Result<Model<'static>, DecodeError> {
-    Model::decode(region)
+fn decode(region: &'static [u8], model: &mut Model<'static>) -> Result<(), DecodeError> {
+    Model::decode_into(region, model)
 }
 
 #[inline(never)]
@@ -159,8 +160,9 @@ fn step(sim: &mut Simulator<'_, 'static, '_>, vs: f32, next: f32) -> Result<Samp
 
 fn run() -> ExitStatus {
     let region = model_region();
-    let model = match decode(region) {
-        Ok(m) => m,
+    let mut model = Model::EMPTY;
+    match decode(region, &mut model) {
+        Ok(()) => {}
         Err(e) => {
             error!(
                 "model region at {=usize:#x} refused: {}",
@@ -169,7 +171,7 @@ fn run() -> ExitStatus {
             );
             return EXIT_FAILURE;
         }
-    };
+    }
     info!(
         "model {=str} ({=str}), {=u32} bytes at {=usize:#x}",
         model.name,
