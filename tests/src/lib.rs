@@ -1,4 +1,5 @@
-//! Workspace-level tests live in `tests/tests/`; [`qemu`] is the host side of the QEMU firmware
-//! examples (build, run, decode, count), used by `tests/tests/device.rs`.
+//! Workspace-level tests live in `tests/tests/`. The QEMU harness they use for the firmware
+//! examples is the trainer's `odeflash_trainer::device::qemu` (shared with
+//! `odeflash device-check`), re-exported here as [`qemu`].
 
-pub mod qemu;
+pub use odeflash_trainer::device::qemu;

@@ -22,9 +22,10 @@ use std::sync::OnceLock;
 
 use odeflash_runtime::spec::{examples, ModelSpec, Quant};
 use odeflash_runtime::{AlignedBlob, SimConfig, Simulator, Solver};
-use odeflash_tests::qemu::{
+use odeflash_trainer::device::qemu::{
     self, Board, BuildOptions, CountMethod, Firmware, ModelSource, RunOptions, RunOutput,
 };
+use odeflash_trainer::device::report;
 
 /// Samples of the cross-check trajectories (10,000, the first before any step).
 const SAMPLES: u32 = 10_000;
@@ -160,21 +161,13 @@ fn host_trajectory(model: &Path, out: &RunOutput) -> Trajectory {
     }
 }
 
-/// Largest difference relative to the reference's peak, and normalized mean squared error.
+/// Largest difference relative to the reference's peak, and normalized mean squared error
+/// (`odeflash device-check`'s measures; infinite where undefined).
 fn compare(reference: &[f32], other: &[f32]) -> (f64, f64) {
-    let peak = reference
-        .iter()
-        .fold(0.0f64, |m, &v| m.max((v as f64).abs()));
-    let (mut max, mut se, mut ss) = (0.0f64, 0.0f64, 0.0f64);
-    for (&r, &o) in reference.iter().zip(other) {
-        let d = o as f64 - r as f64;
-        max = max.max(d.abs());
-        se += d * d;
-        ss += (r as f64) * (r as f64);
-    }
+    let d = report::compare("", reference, other);
     (
-        max / peak.max(f64::MIN_POSITIVE),
-        se / ss.max(f64::MIN_POSITIVE),
+        d.max_rel_diff.unwrap_or(f64::INFINITY),
+        d.nmse.unwrap_or(f64::INFINITY),
     )
 }
 
@@ -448,4 +441,45 @@ fn stimulus_table_drives_the_model() {
     sim.run(&vs, &mut v, &mut i, &mut x).expect("host run");
     let (rel, _) = compare(&i, &out.samples.iter().map(|s| s.i).collect::<Vec<_>>());
     assert!(rel <= REL_BOUND, "current differs by {rel:e} of its peak");
+}
+
+#[test]
+fn device_check_on_m0_with_table_and_int8() {
+    if !tools(Board::M0) {
+        return;
+    }
+    // `odeflash device-check`'s library entry on the M0 with a stimulus table: the same checks
+    // the CLI makes, here on an int8 model against its f32 original.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let csv = dir.path().join("stimulus.csv");
+    let mut text = String::from("t,v_s\n");
+    for k in 0..300 {
+        let t = k as f64 * 2e-4;
+        text.push_str(&format!("{t:e},{}\n", 0.8 * (40.0 * t).sin()));
+    }
+    std::fs::write(&csv, text).expect("writing");
+    let mut opts = odeflash_trainer::device::CheckOptions::new(
+        model_file(Quant::Int8),
+        Board::M0,
+        odeflash_trainer::device::Drive::Table(csv),
+    );
+    opts.f32_reference = Some(model_file(Quant::F32));
+    let r = odeflash_trainer::device::check(&opts).unwrap_or_else(|e| panic!("{e}"));
+    eprint!("{}", r.to_text());
+    assert!(r.verdict.passed, "{:?}", r.verdict.failures);
+    assert_eq!(r.run.samples, 300);
+    assert_eq!(r.flash.stimulus_table_bytes, 4 * 300);
+    assert!((r.run.sample_rate_hz - 5000.0).abs() < 1e-6);
+    assert!(r
+        .device_vs_host
+        .max_rel_diff
+        .is_some_and(|d| d <= REL_BOUND));
+    let q = r.quantization.expect("an int8 model");
+    assert!(
+        q.agree
+            && q.signals
+                .iter()
+                .all(|s| s.host_nmse.is_some_and(|n| n > 0.0))
+    );
+    assert_eq!(r.real_time.expect("counted").clock_mhz, 16.0);
 }

@@ -34,6 +34,9 @@ pub enum Command {
     /// Generates data sets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Builds the QEMU firmware example with a model, runs it, and checks it against the host:
+    /// differences, flash, RAM, instructions per step.
+    DeviceCheck(crate::commands::device_check::DeviceCheckArgs),
 }
 
 /// `odeflash train ...`.

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod data;
+pub mod device;
 mod error;
 pub mod fsutil;
 pub mod model;
@@ -37,6 +38,7 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
             commands::train::run_ode(&args, &mut out)
         }
         cli::Command::Export(args) => commands::export::run(&args, &mut out),
+        cli::Command::DeviceCheck(args) => commands::device_check::run(&args, &mut out),
         cli::Command::Data(cli::DataCommand::SynthOscillator(args)) => {
             crate::data::Oscillator::default().write_dataset(
                 &args.out,

@@ -293,7 +293,7 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
             )));
         }
         values = ck.params.iter().map(|p| p.values.clone()).collect();
-        let state = serde_json::from_value(ck.optimizer.clone())
+        let state = serde_json::from_value(ck.optimizer.get("state").cloned().unwrap_or_default())
             .map_err(|e| Error::Input(format!("checkpoint optimizer state: {e}")))?;
         opt.load_state(state, device)
             .map_err(|e| Error::Input(format!("checkpoint optimizer state: {e}")))?;
@@ -455,10 +455,11 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
             .with("grad_norm", norm_sum / batches as f64)
             .with("seconds", t_epoch.elapsed().as_secs_f64());
         metrics.append(record)?;
-        let mut opt_state = serde_json::to_value(opt.state()).map_err(Error::Serialize)?;
-        if let Some(o) = opt_state.as_object_mut() {
-            o.insert("lr".into(), lr.into());
-        }
+        // The optimizer's own state, and the learning rate it runs at (the scheduler's output).
+        let opt_state = serde_json::json!({
+            "state": serde_json::to_value(opt.state()).map_err(Error::Serialize)?,
+            "lr": lr,
+        });
         let mut ck = Checkpoint {
             epoch: epoch + 1,
             global_step,

@@ -1,5 +1,6 @@
 //! The subcommands.
 
+pub mod device_check;
 pub mod export;
 pub mod import;
 pub mod inspect;

@@ -5,14 +5,18 @@
 //!
 //! Instruction counts come from a small TCG plugin (`firmware-examples/qemu-plugin/`, built here
 //! with the C compiler) counting the instructions executed between the firmware's two marker
-//! functions around each step: exact and identical across runs. Without a C compiler (or with
-//! `ODEFLASH_QEMU_COUNT=icount`) it falls back to `-icount shift=0` and the firmware's SysTick
-//! readings (within a few dozen instructions per step, also deterministic).
+//! functions around each step: exact and identical across runs. Without a C compiler or the
+//! plugin's source (or with `ODEFLASH_QEMU_COUNT=icount`) it falls back to `-icount shift=0` and
+//! the firmware's SysTick readings (within a few dozen instructions per step, also deterministic).
+//!
+//! The firmware folders are found under [`firmware_root`]: `ODEFLASH_FIRMWARE_DIR`, else the
+//! `firmware-examples/` of the checkout this crate was built from; [`BuildOptions::firmware_dir`]
+//! overrides both.
 //!
 //! ```no_run
-//! use odeflash_tests::qemu::{Board, BuildOptions, ModelSource, RunOptions};
-//! # fn main() -> Result<(), odeflash_tests::qemu::Error> {
-//! odeflash_tests::qemu::require_tools(Board::M4f)?;
+//! use odeflash_trainer::device::qemu::{Board, BuildOptions, ModelSource, RunOptions};
+//! # fn main() -> Result<(), odeflash_trainer::device::qemu::Error> {
+//! odeflash_trainer::device::qemu::require_tools(Board::M4f)?;
 //! let fw = BuildOptions::new(Board::M4f, ModelSource::Default).samples(100).build()?;
 //! let out = fw.run(&RunOptions::default())?;
 //! assert_eq!(out.exit_code, 0);
@@ -35,6 +39,11 @@ pub enum Error {
         tool: &'static str,
         /// How to install it.
         install: String,
+    },
+    /// A firmware folder is not where it was looked for.
+    MissingFirmware {
+        /// The folder.
+        dir: PathBuf,
     },
     /// The firmware did not build.
     Build {
@@ -65,6 +74,12 @@ impl fmt::Display for Error {
             Error::MissingTool { tool, install } => {
                 write!(f, "`{tool}` is not available: {install}")
             }
+            Error::MissingFirmware { dir } => write!(
+                f,
+                "no firmware example at {}: pass --firmware-dir (the `firmware-examples/` folder \
+                 of an odeflash checkout) or set ODEFLASH_FIRMWARE_DIR",
+                dir.display()
+            ),
             Error::Build { command, output } => {
                 write!(f, "firmware build failed: `{command}`\n{output}")
             }
@@ -123,6 +138,37 @@ impl Board {
         }
     }
 
+    /// Size of the MODEL flash region (`memory.x`), bytes.
+    pub fn model_region_len(self) -> u32 {
+        match self {
+            Board::M4f => 0x0010_0000,
+            Board::M0 => 0x0001_0000,
+        }
+    }
+
+    /// RAM, bytes.
+    pub fn ram_len(self) -> u32 {
+        match self {
+            Board::M4f => 0x0040_0000,
+            Board::M0 => 0x0000_4000,
+        }
+    }
+
+    /// The core, in words.
+    pub fn core(self) -> &'static str {
+        match self {
+            Board::M4f => "Cortex-M4F",
+            Board::M0 => "Cortex-M0",
+        }
+    }
+
+    /// The board whose QEMU machine is `name` (`mps2-an386`, `microbit`).
+    pub fn from_machine(name: &str) -> Option<Board> {
+        [Board::M4f, Board::M0]
+            .into_iter()
+            .find(|b| b.machine() == name)
+    }
+
     /// Instructions per SysTick tick under `-icount shift=0` (1 ns per instruction; SysTick runs
     /// on the 25 MHz (mps2) or 16 MHz (micro:bit) system clock).
     fn insns_per_tick(self) -> f64 {
@@ -177,6 +223,8 @@ pub struct BuildOptions {
     pub substeps: u16,
     /// Scratch (f32) to reserve when no model is linked.
     pub scratch_f32: Option<usize>,
+    /// The `firmware-examples/` folder; `None`: [`firmware_root`].
+    pub firmware_dir: Option<PathBuf>,
 }
 
 impl BuildOptions {
@@ -194,6 +242,7 @@ impl BuildOptions {
             solver: "rk4".into(),
             substeps: 1,
             scratch_f32: None,
+            firmware_dir: None,
         }
     }
 
@@ -210,6 +259,36 @@ impl BuildOptions {
             frequency,
         };
         self
+    }
+
+    /// Sets the sample rate, Hz (with a table: the rate it was sampled at).
+    pub fn sample_rate(mut self, hz: f64) -> Self {
+        self.sample_rate = hz;
+        self
+    }
+
+    /// Sets the drive.
+    pub fn stimulus(mut self, stimulus: Stimulus) -> Self {
+        self.stimulus = stimulus;
+        self
+    }
+
+    /// Sets the solver (`euler`, `heun`, `rk4`, `rk5`, `dopri5`) and its steps per sample.
+    pub fn solver(mut self, solver: &str, substeps: u16) -> Self {
+        self.solver = solver.into();
+        self.substeps = substeps;
+        self
+    }
+
+    /// Uses the firmware examples in `dir` instead of [`firmware_root`].
+    pub fn firmware_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.firmware_dir = Some(dir.into());
+        self
+    }
+
+    /// The `firmware-examples/` folder these options build from.
+    pub fn root(&self) -> PathBuf {
+        self.firmware_dir.clone().unwrap_or_else(firmware_root)
     }
 
     fn env(&self) -> Vec<(&'static str, String)> {
@@ -245,7 +324,11 @@ impl BuildOptions {
     /// ELF files, so later builds with other settings do not change them.
     pub fn build(&self) -> Result<Firmware, Error> {
         static BUILD: Mutex<()> = Mutex::new(());
-        let folder = firmware_root().join(self.board.folder());
+        let root = self.root();
+        let folder = root.join(self.board.folder());
+        if !folder.join("Cargo.toml").is_file() {
+            return Err(Error::MissingFirmware { dir: folder });
+        }
         let target_dir = firmware_target_dir(&folder);
         let mut cmd = Command::new(cargo());
         cmd.current_dir(&folder)
@@ -272,10 +355,22 @@ impl BuildOptions {
         for (k, v) in self.env() {
             cmd.env(k, v);
         }
+        // Threads of this process, then other processes: a build and the copy of its ELF files
+        // below must not interleave with another configuration's build in the same folder.
         let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-        let out = cmd
-            .output()
-            .map_err(io(format!("running {}", render(&cmd))))?;
+        std::fs::create_dir_all(&target_dir)
+            .map_err(io(format!("creating {}", target_dir.display())))?;
+        let _lock = BuildLock::acquire(&target_dir.join(".odeflash-build.lock"))?;
+        let out = cmd.output().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::MissingTool {
+                    tool: "cargo",
+                    install: "install Rust with rustup (https://rustup.rs)".into(),
+                }
+            } else {
+                io(format!("running {}", render(&cmd)))(e)
+            }
+        })?;
         if !out.status.success() {
             return Err(Error::Build {
                 command: render(&cmd),
@@ -286,7 +381,7 @@ impl BuildOptions {
         // rewrites `release/stream`, not these.
         let built = target_dir.join(self.board.target()).join("release");
         let mut key = std::collections::hash_map::DefaultHasher::new();
-        std::hash::Hash::hash(&self.env(), &mut key);
+        std::hash::Hash::hash(&(self.env(), &folder), &mut key);
         let dir = target_dir.join("odeflash-harness").join(format!(
             "{}-{:016x}",
             self.board.folder(),
@@ -305,8 +400,75 @@ impl BuildOptions {
         Ok(Firmware {
             board: self.board,
             options: self.clone(),
+            root,
             elves,
         })
+    }
+}
+
+/// A lock file held across a firmware build and the copy of its output, so that concurrent
+/// `odeflash device-check` runs and test processes sharing a firmware target folder never copy
+/// each other's ELF. Holds the owner's process id; a lock whose owner is gone (a killed run) is
+/// taken over: on Linux when `/proc/PID` no longer exists, elsewhere after ten minutes.
+struct BuildLock(PathBuf);
+
+impl BuildLock {
+    fn acquire(path: &Path) -> Result<BuildLock, Error> {
+        let waited = std::time::Instant::now();
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write as _;
+                    let _ = write!(f, "{}", std::process::id());
+                    return Ok(BuildLock(path.to_path_buf()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if Self::stale(path) {
+                        let _ = std::fs::remove_file(path);
+                        continue;
+                    }
+                    if waited.elapsed() > std::time::Duration::from_secs(1800) {
+                        return Err(Error::Run {
+                            what: format!(
+                                "waited 30 minutes for the firmware build lock {} (delete it if \
+                                 no other build is running)",
+                                path.display()
+                            ),
+                            output: String::new(),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(io(format!("creating {}", path.display()))(e)),
+            }
+        }
+    }
+
+    fn stale(path: &Path) -> bool {
+        let owner = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        if cfg!(target_os = "linux") {
+            if let Some(pid) = owner {
+                return !Path::new(&format!("/proc/{pid}")).exists();
+            }
+        }
+        // No owner yet (just created) or no /proc: by age.
+        let age = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        age.is_some_and(|a| a > std::time::Duration::from_secs(600))
+    }
+}
+
+impl Drop for BuildLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -318,11 +480,13 @@ pub struct Firmware {
     pub board: Board,
     /// How it was built.
     pub options: BuildOptions,
+    /// The `firmware-examples/` folder it was built from (the plugin's source is found there).
+    pub root: PathBuf,
     elves: Vec<(&'static str, PathBuf)>,
 }
 
 /// Memory a firmware image takes (from its ELF sections).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sizes {
     /// Flash of runtime, defmt and application: vector table, code, read-only data, `.data`'s
     /// initial values. The model region is not included.
@@ -331,6 +495,8 @@ pub struct Sizes {
     pub static_ram: u64,
     /// Bytes linked into the MODEL region.
     pub model: u64,
+    /// Every allocated section with its size, bytes, in the ELF's order.
+    pub sections: Vec<(String, u64)>,
 }
 
 impl Firmware {
@@ -363,6 +529,11 @@ impl Firmware {
             flash: size(&[".vector_table", ".text", ".rodata", ".data"]),
             static_ram: size(&[".data", ".bss", ".uninit"]),
             model: size(&[".model"]),
+            sections: elf
+                .sections
+                .iter()
+                .map(|s| (s.name.clone(), s.size))
+                .collect(),
         })
     }
 
@@ -377,7 +548,7 @@ impl Firmware {
             what: format!("the firmware has no `{bin}` binary"),
             output: String::new(),
         })?;
-        run_qemu(self.board, elf_path, opts)
+        run_qemu(self.board, &self.root, elf_path, opts)
     }
 }
 
@@ -534,8 +705,8 @@ pub fn sine_stimulus(amplitude: f32, phase_step: f32, samples: usize) -> Vec<f32
         .collect()
 }
 
-/// Checks that QEMU, defmt-print and the board's Rust target are installed; the error says how to
-/// install what is missing. (`cargo xtask test` installs them.)
+/// Checks that QEMU, defmt-print, cargo and the board's Rust target are installed; the error says
+/// how to install what is missing. (`cargo xtask test` installs them.)
 pub fn require_tools(board: Board) -> Result<(), Error> {
     if probe("qemu-system-arm", &["--version"]).is_none() {
         return Err(Error::MissingTool {
@@ -559,6 +730,14 @@ pub fn require_tools(board: Board) -> Result<(), Error> {
             install: "install GNU coreutils".into(),
         });
     }
+    if probe(&cargo(), &["--version"]).is_none() {
+        return Err(Error::MissingTool {
+            tool: "cargo",
+            install: "the firmware is built with cargo: install Rust with rustup \
+                      (https://rustup.rs)"
+                .into(),
+        });
+    }
     if let Some(list) = probe("rustup", &["target", "list", "--installed"]) {
         if !list.lines().any(|l| l.trim() == board.target()) {
             return Err(Error::MissingTool {
@@ -573,6 +752,12 @@ pub fn require_tools(board: Board) -> Result<(), Error> {
     Ok(())
 }
 
+/// The first line of `qemu-system-arm --version`, if it runs.
+pub fn qemu_version() -> Option<String> {
+    probe("qemu-system-arm", &["--version"])
+        .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
+}
+
 /// Whether QEMU tests should be skipped: `ODEFLASH_SKIP_QEMU=1`.
 pub fn skip_requested() -> bool {
     std::env::var("ODEFLASH_SKIP_QEMU").is_ok_and(|v| v == "1")
@@ -585,7 +770,8 @@ fn probe(program: &str, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// `firmware-examples/` of this checkout (or `ODEFLASH_FIRMWARE_DIR`).
+/// `ODEFLASH_FIRMWARE_DIR`, else the `firmware-examples/` of the checkout this crate was built
+/// from.
 pub fn firmware_root() -> PathBuf {
     if let Some(d) = std::env::var_os("ODEFLASH_FIRMWARE_DIR") {
         return PathBuf::from(d);
@@ -641,8 +827,28 @@ fn tail(s: &str, n: usize) -> String {
 // ---------------------------------------------------------------------------------------------
 // The instruction-counting plugin.
 
-const PLUGIN_C: &str = include_str!("../../firmware-examples/qemu-plugin/insn_window.c");
-const PLUGIN_H: &str = include_str!("../../firmware-examples/qemu-plugin/qemu_plugin_api.h");
+/// The plugin's C source and the API header it includes, from `ROOT/qemu-plugin/`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PluginSource {
+    c: String,
+    h: String,
+}
+
+impl PluginSource {
+    fn read(root: &Path) -> Option<PluginSource> {
+        let dir = root.join("qemu-plugin");
+        Some(PluginSource {
+            c: std::fs::read_to_string(dir.join("insn_window.c")).ok()?,
+            h: std::fs::read_to_string(dir.join("qemu_plugin_api.h")).ok()?,
+        })
+    }
+
+    fn hash(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(self, &mut h);
+        std::hash::Hasher::finish(&h)
+    }
+}
 
 /// Plugin API versions to try: 1 up to QEMU 8, 2 from QEMU 9 (10.0 refuses 1).
 fn plugin_api_versions() -> Vec<u32> {
@@ -666,18 +872,18 @@ fn plugin_api_versions() -> Vec<u32> {
 }
 
 /// Builds the plugin for API `version` into a cache directory; `None` without a C compiler.
-fn plugin(version: u32) -> Option<PathBuf> {
-    static BUILT: Mutex<Vec<(u32, Option<PathBuf>)>> = Mutex::new(Vec::new());
+fn plugin(version: u32, source: &PluginSource) -> Option<PathBuf> {
+    type Built = Vec<(u32, u64, Option<PathBuf>)>;
+    static BUILT: Mutex<Built> = Mutex::new(Vec::new());
+    let hash = source.hash();
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, p)) = built.iter().find(|(v, _)| *v == version) {
+    if let Some((_, _, p)) = built.iter().find(|(v, h, _)| *v == version && *h == hash) {
         return p.clone();
     }
     let result = (|| {
         // Cached across runs, named by the source's hash; written under a temporary name and
-        // renamed, so concurrent test processes never load a half-written file.
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        std::hash::Hash::hash(&(PLUGIN_C, PLUGIN_H), &mut h);
-        let tag = format!("v{version}-{:016x}", std::hash::Hasher::finish(&h));
+        // renamed, so concurrent processes never load a half-written file.
+        let tag = format!("v{version}-{hash:016x}");
         let dir = std::env::temp_dir().join("odeflash-qemu-plugin");
         let so = dir.join(format!("libinsn_window-{tag}.so"));
         if so.exists() {
@@ -686,8 +892,8 @@ fn plugin(version: u32) -> Option<PathBuf> {
         std::fs::create_dir_all(&dir).ok()?;
         let src = dir.join(format!("build-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&src).ok()?;
-        std::fs::write(src.join("insn_window.c"), PLUGIN_C).ok()?;
-        std::fs::write(src.join("qemu_plugin_api.h"), PLUGIN_H).ok()?;
+        std::fs::write(src.join("insn_window.c"), &source.c).ok()?;
+        std::fs::write(src.join("qemu_plugin_api.h"), &source.h).ok()?;
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
         let ok = Command::new(cc)
             .current_dir(&src)
@@ -702,7 +908,7 @@ fn plugin(version: u32) -> Option<PathBuf> {
         let _ = std::fs::remove_dir_all(&src);
         renamed.then_some(so)
     })();
-    built.push((version, result.clone()));
+    built.push((version, hash, result.clone()));
     result
 }
 
@@ -712,7 +918,12 @@ static PLUGIN_API: OnceLock<u32> = OnceLock::new();
 // ---------------------------------------------------------------------------------------------
 // Running.
 
-fn run_qemu(board: Board, elf_path: &Path, opts: &RunOptions) -> Result<RunOutput, Error> {
+fn run_qemu(
+    board: Board,
+    root: &Path,
+    elf_path: &Path,
+    opts: &RunOptions,
+) -> Result<RunOutput, Error> {
     let elf = Elf::read(elf_path)?;
     let scratch = tempfile::Builder::new()
         .prefix("odeflash-run-")
@@ -749,10 +960,13 @@ fn run_qemu(board: Board, elf_path: &Path, opts: &RunOptions) -> Result<RunOutpu
     // Try the plugin API versions in turn; without a C compiler, count with -icount and SysTick.
     let mut last_err = None;
     let force_icount = std::env::var("ODEFLASH_QEMU_COUNT").is_ok_and(|v| v == "icount");
-    let attempts: Vec<Option<(u32, PathBuf)>> = if plugin_arg.is_some() && !force_icount {
+    let source = (plugin_arg.is_some() && !force_icount)
+        .then(|| PluginSource::read(root))
+        .flatten();
+    let attempts: Vec<Option<(u32, PathBuf)>> = if let Some(source) = &source {
         let v: Vec<_> = versions
             .iter()
-            .filter_map(|&v| plugin(v).map(|p| Some((v, p))))
+            .filter_map(|&v| plugin(v, source).map(|p| Some((v, p))))
             .collect();
         if v.is_empty() {
             vec![None]
