@@ -34,6 +34,9 @@ pub enum Command {
     /// Generates data sets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Fits a classical compact memristor model (MMS or GMMS) by differential evolution and
+    /// L-BFGS-B, as the paper's baselines.
+    Baseline(crate::memristor::cli::BaselineArgs),
     /// Builds the QEMU firmware example with a model, runs it, and checks it against the host:
     /// differences, flash, RAM, instructions per step.
     DeviceCheck(crate::commands::device_check::DeviceCheckArgs),
@@ -45,6 +48,53 @@ pub enum TrainCommand {
     /// A generic neural ODE `dx/dt = f(x, u)` on trajectories with every state measured
     /// (`DIR/train/*.csv`, `DIR/validation/*.csv`; columns `t`, optional `u`, `x0`, `x1`, ...).
     Ode(TrainOdeArgs),
+    /// A memristor surrogate (paper 000) on rig data: `DIR/manifest.toml` and one CSV per
+    /// trajectory (see `odeflash data synth-memristor`).
+    Memristor(TrainMemristorArgs),
+}
+
+/// Which memristor surrogate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MemristorModelArg {
+    /// SingleNN-MemODE: one state, G of eq. 10.
+    Single,
+    /// DualNN-MemODE: latent states and a memductance net.
+    Dual,
+    /// An iterator net: one net evaluation per sample, for the smallest MCUs.
+    Iterator,
+}
+
+/// Architecture and optimizer presets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PresetArg {
+    /// The paper's best configurations (Table/sec. III).
+    Paper,
+    /// Small nets that train in minutes on a laptop CPU.
+    Small,
+}
+
+/// `odeflash train memristor`.
+#[derive(Debug, Args)]
+pub struct TrainMemristorArgs {
+    /// Data directory with `manifest.toml`.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Which surrogate.
+    #[arg(long, value_enum)]
+    pub model: MemristorModelArg,
+    /// Preset.
+    #[arg(long, value_enum, default_value_t = PresetArg::Paper)]
+    pub preset: PresetArg,
+    /// The paper's ablation: train on L_b only, without the derivative terms.
+    #[arg(long)]
+    pub base_loss_only: bool,
+    /// Periods at the start of each validation trajectory left out of its loss, while the model
+    /// settles from its unknown initial state.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup_periods: f64,
+    /// Shared settings.
+    #[command(flatten)]
+    pub common: TrainCommon,
 }
 
 /// Settings every `train` subcommand shares; each overrides the experiment file.
@@ -135,6 +185,9 @@ pub struct ExportArgs {
 pub enum DataCommand {
     /// A damped, driven oscillator (2 states), for testing that a neural ODE learns a known system.
     SynthOscillator(SynthOscillatorArgs),
+    /// A realistic "measured" memristor data set on the paper's grid, from a device outside every
+    /// fitted model family (see docs/synthetic-memristor.md).
+    SynthMemristor(crate::memristor::cli::SynthMemristorArgs),
 }
 
 /// `odeflash data synth-oscillator`.

@@ -84,7 +84,8 @@ pub struct SolverConfig {
     pub method: Solver,
     /// Adaptive step-size control (Tsit5 or Dopri5 only).
     pub adaptive: bool,
-    /// Samples per fixed step (outputs Hermite-interpolated at the samples).
+    /// Samples per fixed step (outputs Hermite-interpolated at the samples); 0 picks one from
+    /// the data (see [`auto_stride`]).
     pub stride: usize,
     /// Fixed steps per sample.
     pub substeps: usize,
@@ -101,7 +102,7 @@ impl Default for SolverConfig {
         SolverConfig {
             method: Solver::Rk4,
             adaptive: false,
-            stride: 1,
+            stride: 0,
             substeps: 1,
             rtol: 1e-3,
             atol: 1e-6,
@@ -119,9 +120,10 @@ impl SolverConfig {
                 self.method
             )));
         }
-        if self.stride == 0 || self.substeps == 0 || (self.stride > 1 && self.substeps > 1) {
+        if self.substeps == 0 || (self.stride > 1 && self.substeps > 1) {
             return Err(Error::Input(
-                "solver: stride and substeps must be >= 1, and only one of them above 1".into(),
+                "solver: substeps must be >= 1, and stride and substeps cannot both be above 1"
+                    .into(),
             ));
         }
         if !(self.rtol > 0.0 && self.atol > 0.0) {
@@ -135,7 +137,7 @@ impl SolverConfig {
     /// The fixed grid.
     pub fn grid(&self) -> FixedGrid {
         FixedGrid {
-            stride: self.stride,
+            stride: self.stride.max(1),
             substeps: self.substeps,
         }
     }
@@ -221,6 +223,8 @@ pub struct Experiment {
     pub optimizer: OptimizerConfig,
     /// Learning-rate schedule on the validation loss (none when absent).
     pub scheduler: Option<ReduceLrOnPlateauConfig>,
+    /// The objective.
+    pub loss: crate::loss::LossConfig,
 }
 
 impl Experiment {
@@ -261,5 +265,81 @@ impl Experiment {
             ));
         }
         Ok(())
+    }
+}
+
+/// Solver steps per dominant period that keep the discretization error of training near that of
+/// stepping every sample: measured on the damped oscillator (w = 2 rad/s, 63 samples per
+/// natural period, 100 epochs, 32 trajectories), stride 1 / 2 / 5 / 10 took 138 / 57 / 18 / 8 s
+/// and reached validation NMSE 5.0e-3 / 5.1e-3 / 5.7e-3 / 2.1e-2: about 12 steps per period
+/// (stride 5) cost 7.5 times less for 14 % more error; 6 steps per period (stride 10) lost 4x.
+pub const STEPS_PER_PERIOD: usize = 12;
+
+/// The stride for `stride = 0`: the dominant period of the training signals, estimated from the
+/// zero crossings of each mean-removed channel (the fastest channel counts), divided into
+/// [`STEPS_PER_PERIOD`] steps, between 1 and 10 samples per step.
+pub fn auto_stride(data: &crate::data::Dataset) -> usize {
+    let mut shortest = f64::INFINITY;
+    for t in &data.train {
+        for c in &t.channels {
+            let mean = c.iter().map(|&v| v as f64).sum::<f64>() / c.len().max(1) as f64;
+            let crossings = c
+                .windows(2)
+                .filter(|w| (w[0] as f64 - mean) * (w[1] as f64 - mean) < 0.0)
+                .count();
+            if crossings >= 2 {
+                // Two crossings per period.
+                shortest = shortest.min(2.0 * c.len() as f64 / crossings as f64);
+            }
+        }
+    }
+    if shortest.is_finite() {
+        ((shortest / STEPS_PER_PERIOD as f64).floor() as usize).clamp(1, 10)
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Dataset, Trajectory};
+
+    fn sine(period: f64, n: usize) -> Trajectory {
+        Trajectory {
+            path: "t.csv".into(),
+            dt: 1.0,
+            drive: vec![0.0; n],
+            channels: vec![(0..n)
+                .map(|k| (std::f64::consts::TAU * (k as f64 + 0.3) / period).sin() as f32)
+                .collect()],
+            consts: Vec::new(),
+            warmup: 0,
+        }
+    }
+
+    #[test]
+    fn auto_stride_gives_twelve_steps_per_period() {
+        let data = |p: f64| Dataset {
+            train: vec![sine(p, 600)],
+            validation: vec![],
+        };
+        assert_eq!(auto_stride(&data(60.0)), 5);
+        assert_eq!(auto_stride(&data(24.0)), 2);
+        assert_eq!(auto_stride(&data(10.0)), 1, "never below one sample");
+        assert_eq!(auto_stride(&data(1000.0)), 10, "never above ten");
+    }
+
+    #[test]
+    fn experiment_files_refuse_unknown_fields() {
+        let e = Experiment::parse(Path::new("x.toml"), "[train]\nepochz = 3\n").unwrap_err();
+        let msg = format!("{:#}", anyhow::Error::from(e));
+        assert!(msg.contains("x.toml") && msg.contains("epochz"), "{msg}");
+        let ok = Experiment::parse(
+            Path::new("x.toml"),
+            "[train]\nepochs = 3\n[net]\nshape = \"diamond\"\nwidth = 128\ndepth = 4\n",
+        )
+        .unwrap();
+        assert_eq!(ok.net.widths(), vec![64, 128, 128, 64]);
     }
 }

@@ -22,6 +22,11 @@ pub struct Trajectory {
     pub drive: Vec<f32>,
     /// Observed channels, each one value per sample.
     pub channels: Vec<Vec<f32>>,
+    /// Per-trajectory constants the model needs (the series resistance of a memristor rig).
+    pub consts: Vec<f32>,
+    /// Leading samples left out of validation losses: the time a model started from an unknown
+    /// state needs to settle.
+    pub warmup: usize,
 }
 
 impl Trajectory {
@@ -40,17 +45,32 @@ impl Trajectory {
         self.channels.iter().map(|c| c[s]).collect()
     }
 
-    /// Unbiased variance of each channel (paper 000 eq. 3), floored so a constant channel does
-    /// not divide by zero.
+    /// Unbiased variance of each channel (paper 000 eq. 3); 1 for a constant channel.
     pub fn variances(&self) -> Vec<f64> {
+        self.derivative_variances(0)
+    }
+
+    /// Unbiased variance of each channel's `order`-th finite difference (in sample units; the
+    /// normalized losses are then independent of the sample interval).
+    pub fn derivative_variances(&self, order: usize) -> Vec<f64> {
         self.channels
             .iter()
             .map(|c| {
+                let mut c: Vec<f32> = c.clone();
+                for _ in 0..order {
+                    c = c.windows(2).map(|w| w[1] - w[0]).collect();
+                }
+                let c = &c;
                 let n = c.len() as f64;
                 let mean = c.iter().map(|&v| v as f64).sum::<f64>() / n;
                 let var =
                     c.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-                var.max(1e-12)
+                // A constant channel carries no information to normalize by.
+                if var > 0.0 {
+                    var
+                } else {
+                    1.0
+                }
             })
             .collect()
     }
@@ -91,6 +111,8 @@ pub fn read_trajectory(path: &Path, n_states: usize) -> Result<Trajectory, Error
             .column_f32(DRIVE)
             .unwrap_or_else(|| vec![0.0; table.len()]),
         channels: names.iter().filter_map(|n| table.column_f32(n)).collect(),
+        consts: Vec::new(),
+        warmup: 0,
     })
 }
 

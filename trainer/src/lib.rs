@@ -14,6 +14,8 @@ pub mod data;
 pub mod device;
 mod error;
 pub mod fsutil;
+pub mod loss;
+pub mod memristor;
 pub mod model;
 pub mod nn;
 pub mod optim;
@@ -21,6 +23,7 @@ pub mod rng;
 pub mod run;
 pub mod solve;
 pub mod stimulus;
+pub mod surrogate;
 pub mod table;
 pub mod train;
 
@@ -34,11 +37,18 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
         cli::Command::Inspect(args) => commands::inspect::run(&args, &mut out),
         cli::Command::Import(args) => commands::import::run(&args, &mut out),
         cli::Command::Simulate(args) => commands::simulate::run(&args, &mut out),
+        cli::Command::Train(cli::TrainCommand::Memristor(args)) => {
+            commands::train_memristor::run(&args, &mut out)
+        }
         cli::Command::Train(cli::TrainCommand::Ode(args)) => {
             commands::train::run_ode(&args, &mut out)
         }
         cli::Command::Export(args) => commands::export::run(&args, &mut out),
         cli::Command::DeviceCheck(args) => commands::device_check::run(&args, &mut out),
+        cli::Command::Data(cli::DataCommand::SynthMemristor(args)) => {
+            memristor::cli::run_synth(&args, &mut out)
+        }
+        cli::Command::Baseline(args) => memristor::cli::run_baseline(&args, &mut out),
         cli::Command::Data(cli::DataCommand::SynthOscillator(args)) => {
             crate::data::Oscillator::default().write_dataset(
                 &args.out,

@@ -28,10 +28,13 @@ pub trait TrainModel {
     fn params(&self) -> Vec<ParamDef>;
     /// Initial parameter values (seeded).
     fn init(&self, rng: &mut Rng) -> Vec<Vec<f32>>;
-    /// The vector field with parameters `p`; scaling tensors are built once per call.
+    /// The vector field with parameters `p` for a batch whose per-row constants (see
+    /// [`crate::data::Trajectory::consts`]) are `consts: [batch, k]`; scaling tensors are built
+    /// once per call.
     fn field<'a, B: Backend>(
         &'a self,
         p: &'a [Tensor<B, 2>],
+        consts: Option<Tensor<B, 2>>,
         device: &B::Device,
     ) -> Box<dyn VectorField<B> + 'a>;
     /// Observations `[samples, batch, channels]` of states `[samples, batch, n]` under the drive
@@ -41,11 +44,39 @@ pub trait TrainModel {
         p: &[Tensor<B, 2>],
         x: Tensor<B, 3>,
         drive: Tensor<B, 2>,
+        consts: Option<Tensor<B, 2>>,
     ) -> Tensor<B, 3>;
+    /// The model's constraint loss (paper 000 eq. 8) on its parameters and the predicted states
+    /// `[samples, batch, n]`, if it has constraints.
+    fn constraint_loss<B: Backend>(
+        &self,
+        _p: &[Tensor<B, 2>],
+        _x: &Tensor<B, 3>,
+        _gamma: f64,
+    ) -> Option<Tensor<B, 1>> {
+        None
+    }
+    /// Bounds every state is clamped into after each step (as the runtime does), if any.
+    fn state_bounds(&self) -> Option<(f32, f32)> {
+        None
+    }
+    /// Whether the model is a discrete map (iterator net) rather than a vector field.
+    fn is_iterator(&self) -> bool {
+        false
+    }
+    /// For iterator nets: residual (`true`) or direct form.
+    fn iterator_residual(&self) -> bool {
+        true
+    }
     /// Whether the channels are the states themselves (so windows can start from data).
     fn states_observed(&self) -> bool;
     /// The runtime model with parameter values `values`.
     fn to_spec(&self, values: &[Vec<f32>]) -> ModelSpec;
+    /// The runtime model for a rig with per-trajectory constants `consts` (the memristor models
+    /// put the series resistance into the circuit); the same as [`TrainModel::to_spec`] otherwise.
+    fn to_spec_with(&self, values: &[Vec<f32>], _consts: &[f32]) -> ModelSpec {
+        self.to_spec(values)
+    }
     /// The observed channels of a trajectory simulated by the runtime.
     fn runtime_channels(&self, t: &odeflash_runtime::batch::Trajectory) -> Vec<Vec<f32>>;
 }
@@ -106,6 +137,7 @@ impl TrainModel for NeuralOde {
     fn field<'a, B: Backend>(
         &'a self,
         p: &'a [Tensor<B, 2>],
+        _consts: Option<Tensor<B, 2>>,
         device: &B::Device,
     ) -> Box<dyn VectorField<B> + 'a> {
         Box::new(NetField {
@@ -120,6 +152,7 @@ impl TrainModel for NeuralOde {
         _p: &[Tensor<B, 2>],
         x: Tensor<B, 3>,
         _drive: Tensor<B, 2>,
+        _consts: Option<Tensor<B, 2>>,
     ) -> Tensor<B, 3> {
         x
     }

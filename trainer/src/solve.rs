@@ -148,6 +148,46 @@ impl<B: Backend> Stepper<B> for ExplicitRk {
     }
 }
 
+/// An iterator net's map, one evaluation per step (thesis sec. 3.3.3): the "vector field" is the
+/// net, `x[n+1] = x[n] + net(x[n], u[n])` (residual) or `net(x[n], u[n])` (direct).
+#[derive(Clone, Copy, Debug)]
+pub struct IteratorMap {
+    /// Residual (`true`) or direct form.
+    pub residual: bool,
+}
+
+impl<B: Backend> Stepper<B> for IteratorMap {
+    fn step(
+        &self,
+        _field: &dyn VectorField<B>,
+        x: Tensor<B, 2>,
+        f0: Tensor<B, 2>,
+        _h: f64,
+        _drive: &dyn Fn(f64) -> Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
+        if self.residual {
+            x + f0
+        } else {
+            f0
+        }
+    }
+}
+
+/// A vector field scaled per batch row: integrating `dt_r f(x, u)` over sample units lets
+/// trajectories recorded at different sample rates share one batch and one step size.
+pub struct PerRowTime<'a, B: Backend> {
+    /// The field in physical time.
+    pub field: &'a dyn VectorField<B>,
+    /// Each row's sample interval, `[batch, 1]`.
+    pub dt: Tensor<B, 2>,
+}
+
+impl<B: Backend> VectorField<B> for PerRowTime<'_, B> {
+    fn eval(&self, x: Tensor<B, 2>, u: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.field.eval(x, u) * self.dt.clone()
+    }
+}
+
 /// Cubic Hermite interpolation at fractions `theta` of `n_steps` steps of equal size `h`:
 /// `x0, x1, f0, f1: [n_steps, batch, n]`; returns `[n_steps * theta.len(), batch, n]`, step-major.
 fn hermite<B: Backend>(
@@ -175,7 +215,9 @@ fn hermite<B: Backend>(
 }
 
 /// Integrates from `x0: [batch, n]` over `samples` uniformly spaced samples `dt` apart with a
-/// fixed-step method, and returns the states at every sample, `[samples, batch, n]`.
+/// fixed-step method, and returns the states at every sample, `[samples, batch, n]`. With
+/// `bounds`, every state is clamped into `[lo, hi]` after each step, as the runtime does.
+#[allow(clippy::too_many_arguments)]
 pub fn integrate_fixed<B: Backend>(
     field: &dyn VectorField<B>,
     stepper: &dyn Stepper<B>,
@@ -184,7 +226,12 @@ pub fn integrate_fixed<B: Backend>(
     dt: f64,
     samples: usize,
     grid: FixedGrid,
+    bounds: Option<(f32, f32)>,
 ) -> Tensor<B, 3> {
+    let clamp = |x: Tensor<B, 2>| match bounds {
+        Some((lo, hi)) => x.clamp(lo, hi),
+        None => x,
+    };
     let device = x0.device();
     let intervals = samples.saturating_sub(1);
     let stride = grid.stride.max(1);
@@ -199,7 +246,7 @@ pub fn integrate_fixed<B: Backend>(
                 let p0 = s as f64 + j as f64 / m as f64;
                 let f0 = field.eval(x.clone(), at(p0));
                 let d = |c: f64| at(p0 + c / m as f64);
-                x = stepper.step(field, x, f0, h, &d);
+                x = clamp(stepper.step(field, x, f0, h, &d));
             }
             xs.push(x.clone());
         }
@@ -217,7 +264,7 @@ pub fn integrate_fixed<B: Backend>(
         let p0 = (j * stride) as f64;
         let f0 = field.eval(x.clone(), at(p0));
         let d = |c: f64| at(p0 + c * len as f64);
-        let next = stepper.step(field, x.clone(), f0.clone(), dt * len as f64, &d);
+        let next = clamp(stepper.step(field, x.clone(), f0.clone(), dt * len as f64, &d));
         starts.push(x);
         fs.push(f0);
         ends.push(next.clone());
@@ -497,6 +544,7 @@ mod tests {
             dt,
             samples,
             FixedGrid::PER_SAMPLE,
+            None,
         );
         assert!(max_err(per_sample, dt, 3.0, 0.1) < 1e-5);
         // Ten samples per step (h = 0.05, w h = 0.15): RK4 plus cubic Hermite output.
@@ -511,6 +559,7 @@ mod tests {
                 stride: 10,
                 substeps: 1,
             },
+            None,
         );
         assert_eq!(strided.dims(), [samples, 1, 2]);
         let e10 = max_err(strided, dt, 3.0, 0.1);
@@ -527,6 +576,7 @@ mod tests {
                 stride: 7,
                 substeps: 1,
             },
+            None,
         );
         assert_eq!(odd.dims(), [samples, 1, 2]);
         assert!(max_err(odd, dt, 3.0, 0.1) < 3e-4);
@@ -588,6 +638,7 @@ mod tests {
                 dt,
                 samples,
                 grid,
+                None,
             );
             let v = host_values(out);
             for (s, got) in v.iter().enumerate() {
@@ -618,7 +669,9 @@ mod tests {
             };
             let x0 = tensor::<CpuAd>(&[1.0, 0.0, 0.5, -0.5], [2, 2]);
             let out = match grid {
-                Some(g) => integrate_fixed(&f, &ExplicitRk(solver), x0, &drive, dt, samples, g),
+                Some(g) => {
+                    integrate_fixed(&f, &ExplicitRk(solver), x0, &drive, dt, samples, g, None)
+                }
                 None => {
                     integrate_adaptive(
                         &f,

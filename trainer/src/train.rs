@@ -22,6 +22,7 @@ use odeflash_runtime::SimConfig;
 
 use crate::config::{Experiment, WindowStart};
 use crate::data::{Dataset, Trajectory};
+use crate::loss::objective;
 use crate::model::TrainModel;
 use crate::nn::{download, upload};
 use crate::optim::{clip_global_norm, Optimizer, ReduceLrOnPlateau};
@@ -29,7 +30,9 @@ use crate::rng::Rng;
 use crate::run::{
     checkpoint::config_hash, Checkpoint, Interrupt, ParamTensor, Progress, Record, RunDir,
 };
-use crate::solve::{integrate_adaptive, integrate_fixed, Drive, ExplicitRk};
+use crate::solve::{
+    integrate_adaptive, integrate_fixed, Drive, ExplicitRk, FixedGrid, IteratorMap, PerRowTime,
+};
 use crate::Error;
 
 /// Windows of one trajectory: their start samples; every window spans `len` samples.
@@ -122,39 +125,60 @@ pub struct Job<'a, M: TrainModel> {
     pub interrupt: &'a Interrupt,
 }
 
-/// Normalized mean squared error of predicted channels against a trajectory, each channel
-/// divided by that trajectory's own variance (paper 000 eq. 3-4), averaged over channels.
+/// Paper 000's L_b for one trajectory (eq. 4-5): the normalized MSE of each channel, divided by
+/// the trajectory's own unbiased variance, summed over channels; the first `warmup` samples
+/// (a model settling from an unknown initial state) are left out.
 pub fn nmse(pred: &[Vec<f32>], t: &Trajectory) -> f64 {
     let var = t.variances();
+    let skip = t.warmup.min(t.len().saturating_sub(1));
     let mut total = 0.0;
     for ((p, y), v) in pred.iter().zip(&t.channels).zip(&var) {
-        let se: f64 = p
+        let n = y.len() - skip;
+        let se: f64 = p[skip..]
             .iter()
-            .zip(y)
+            .zip(&y[skip..])
             .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
             .sum();
-        total += se / y.len() as f64 / v;
+        total += se / n as f64 / v;
     }
-    total / var.len().max(1) as f64
+    total
 }
 
 /// Simulates trajectories with the runtime (batched, f32, the deployed solver) from the given
-/// initial states, returning each trajectory's observed channels.
+/// initial states, returning each trajectory's observed channels. Trajectories with different
+/// rig constants (series resistors) run as separate runtime models, as each rig would.
 pub fn simulate_runtime<M: TrainModel>(
     model: &M,
     values: &[Vec<f32>],
     exp: &Experiment,
     trajs: &[Trajectory],
     x0s: &[Vec<f32>],
+    quant: Quant,
 ) -> Result<Vec<Vec<Vec<f32>>>, Error> {
-    let blob = model
-        .to_spec(values)
-        .try_encode(Quant::F32)
-        .map_err(|e| Error::Train(format!("the model no longer encodes: {e}")))?;
-    let m = blob
-        .model()
-        .map_err(|e| Error::Train(format!("the model no longer decodes: {e}")))?;
-    simulate_decoded(model, &m, exp, trajs, x0s)
+    let mut out: Vec<Vec<Vec<f32>>> = vec![Vec::new(); trajs.len()];
+    let mut groups: Vec<(Vec<f32>, Vec<usize>)> = Vec::new();
+    for (k, t) in trajs.iter().enumerate() {
+        match groups.iter_mut().find(|g| g.0 == t.consts) {
+            Some(g) => g.1.push(k),
+            None => groups.push((t.consts.clone(), vec![k])),
+        }
+    }
+    for (consts, members) in groups {
+        let blob = model
+            .to_spec_with(values, &consts)
+            .try_encode(quant)
+            .map_err(|e| Error::Train(format!("the model does not encode: {e}")))?;
+        let m = blob
+            .model()
+            .map_err(|e| Error::Train(format!("the model does not decode: {e}")))?;
+        let sub: Vec<Trajectory> = members.iter().map(|&k| trajs[k].clone()).collect();
+        let sub_x0: Vec<Vec<f32>> = members.iter().map(|&k| x0s[k].clone()).collect();
+        let res = simulate_decoded(model, &m, exp, &sub, &sub_x0)?;
+        for (k, r) in members.into_iter().zip(res) {
+            out[k] = r;
+        }
+    }
+    Ok(out)
 }
 
 /// Simulates trajectories with an already decoded runtime model; see [`simulate_runtime`].
@@ -165,9 +189,24 @@ pub fn simulate_decoded<M: TrainModel>(
     trajs: &[Trajectory],
     x0s: &[Vec<f32>],
 ) -> Result<Vec<Vec<Vec<f32>>>, Error> {
+    Ok(run_decoded(m, exp, trajs, x0s)?
+        .iter()
+        .map(|t| model.runtime_channels(t))
+        .collect())
+}
+
+/// Runs the runtime's batched path over trajectories, each at its own sample interval.
+pub fn run_decoded(
+    m: &odeflash_runtime::Model<'_>,
+    exp: &Experiment,
+    trajs: &[Trajectory],
+    x0s: &[Vec<f32>],
+) -> Result<Vec<batch::Trajectory>, Error> {
     let (solver, substeps) = exp.solver.runtime_method();
     let cfg = SimConfig {
-        dt: trajs.first().map_or(1.0, |t| t.dt as f32),
+        dt: m
+            .iterator_dt()
+            .unwrap_or_else(|| trajs.first().map_or(1.0, |t| t.dt as f32)),
         solver,
         substeps,
     };
@@ -176,9 +215,63 @@ pub fn simulate_decoded<M: TrainModel>(
         .zip(x0s)
         .map(|(t, x0)| Input::new(&t.drive).with_x0(x0).with_dt(t.dt as f32))
         .collect();
-    let out = batch::simulate_batch(m, cfg, &inputs, BatchOptions::default())
-        .map_err(|e| Error::Train(format!("simulation failed: {e}")))?;
-    Ok(out.iter().map(|t| model.runtime_channels(t)).collect())
+    batch::simulate_batch(m, cfg, &inputs, BatchOptions::default())
+        .map_err(|e| Error::Train(format!("simulation failed: {e}")))
+}
+
+/// Solves the model over a batch of windows (`x0: [batch, n]`, drives of `drive.rows[b]`, each
+/// row at its own sample interval `dts[b]`) and observes it: `([samples, batch, n], [samples,
+/// batch, channels])`. The solve runs in sample units, each row's field scaled by its interval;
+/// iterator nets step once per sample.
+#[allow(clippy::too_many_arguments)]
+pub fn predict<B: Backend, M: TrainModel>(
+    model: &M,
+    p: &[Tensor<B, 2>],
+    x0: Tensor<B, 2>,
+    drive: &Drive,
+    dts: &[f32],
+    consts: Option<Tensor<B, 2>>,
+    solver: &crate::config::SolverConfig,
+    device: &B::Device,
+) -> Result<(Tensor<B, 3>, Tensor<B, 3>), Error> {
+    let l = drive.rows.first().map_or(0, Vec::len);
+    let nw = drive.batch();
+    let field = model.field(p, consts.clone(), device);
+    let x = if model.is_iterator() {
+        let map = IteratorMap {
+            residual: model.iterator_residual(),
+        };
+        integrate_fixed(
+            field.as_ref(),
+            &map,
+            x0,
+            drive,
+            1.0,
+            l,
+            FixedGrid::PER_SAMPLE,
+            model.state_bounds(),
+        )
+    } else {
+        let scaled = PerRowTime {
+            field: field.as_ref(),
+            dt: tensor2::<B>(dts.to_vec(), [nw, 1], device),
+        };
+        match solver.adaptive() {
+            Some(a) => integrate_adaptive(&scaled, x0, drive, 1.0, l, a)?.0,
+            None => integrate_fixed(
+                &scaled,
+                &ExplicitRk(solver.method),
+                x0,
+                drive,
+                1.0,
+                l,
+                solver.grid(),
+                model.state_bounds(),
+            ),
+        }
+    };
+    let obs = model.observe(p, x.clone(), drive.table::<B>(device), consts);
+    Ok((x, obs))
 }
 
 fn tensor2<B: Backend>(v: Vec<f32>, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2> {
@@ -203,23 +296,21 @@ fn simulated_starts<M: TrainModel>(
     data: &Dataset,
     plan: &WindowPlan,
 ) -> Result<Vec<f32>, Error> {
-    let spec = model.to_spec(values);
-    let blob = spec
-        .try_encode(Quant::F32)
-        .map_err(|e| Error::Train(format!("initial model does not encode: {e}")))?;
-    let m = blob.model().map_err(|e| Error::Train(e.to_string()))?;
-    let (solver, substeps) = exp.solver.runtime_method();
-    let cfg = SimConfig {
-        dt: data.train[0].dt as f32,
-        solver,
-        substeps,
-    };
-    let inputs: Vec<Input<'_>> = data.train.iter().map(|t| Input::new(&t.drive)).collect();
-    let out = batch::simulate_batch(&m, cfg, &inputs, BatchOptions::default())
-        .map_err(|e| Error::Train(format!("initial simulation failed: {e}")))?;
     let n = model.n_states();
+    let spec_x0 = model.to_spec(values).x0;
     let mut starts = Vec::with_capacity(plan.total() * n);
-    for (traj, s) in out.iter().zip(&plan.starts) {
+    for (t, s) in data.train.iter().zip(&plan.starts) {
+        let blob = model
+            .to_spec_with(values, &t.consts)
+            .try_encode(Quant::F32)
+            .map_err(|e| Error::Train(format!("initial model does not encode: {e}")))?;
+        let m = blob.model().map_err(|e| Error::Train(e.to_string()))?;
+        let traj = &run_decoded(
+            &m,
+            exp,
+            std::slice::from_ref(t),
+            std::slice::from_ref(&spec_x0),
+        )?[0];
         for &k in s {
             starts.extend_from_slice(&traj.x[k * n..(k + 1) * n]);
         }
@@ -315,7 +406,12 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
     let mut params: Vec<Tensor<B::InnerBackend, 2>> = upload(&values, &shapes, device);
     let mut metrics = job.dir.metrics(epoch0)?;
 
-    let variances: Vec<Vec<f64>> = data.train.iter().map(Trajectory::variances).collect();
+    // Per trajectory: variances of the channels and of their first and second differences.
+    let variances: Vec<[Vec<f64>; 3]> = data
+        .train
+        .iter()
+        .map(|t| [0, 1, 2].map(|o| t.derivative_variances(o)))
+        .collect();
     let bs = exp.train.batch_size.min(data.train.len());
     let batches = data.train.len().div_ceil(bs);
     let mut interrupted = false;
@@ -326,6 +422,7 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
         let t_epoch = Instant::now();
         let perm = rng.permutation(data.train.len());
         let (mut loss_sum, mut norm_sum) = (0.0, 0.0);
+        let mut term_sums = [0.0f64; 4];
         for chunk in perm.chunks(bs) {
             // Windows of this batch, trajectory-major.
             let rows: Vec<(usize, usize, usize)> = chunk
@@ -350,10 +447,6 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
                     target.extend(data.train[t].channels.iter().map(|ch| ch[s + i]));
                 }
             }
-            let weights: Vec<f32> = rows
-                .iter()
-                .flat_map(|&(t, _, _)| variances[t].iter().map(|v| (1.0 / v) as f32))
-                .collect();
             let ad: Vec<Tensor<B, 2>> = params
                 .iter()
                 .map(|p| Tensor::from_inner(p.clone()).require_grad())
@@ -372,25 +465,42 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
                     .collect();
                 tensor2::<B>(v, [nw, n], device)
             };
-            let field = model.field(&ad[..n_model], device);
-            let x = match exp.solver.adaptive() {
-                Some(a) => {
-                    integrate_adaptive(field.as_ref(), x0, &drive, data.train[0].dt, l, a)?.0
-                }
-                None => integrate_fixed(
-                    field.as_ref(),
-                    &ExplicitRk(exp.solver.method),
-                    x0,
-                    &drive,
-                    data.train[0].dt,
-                    l,
-                    exp.solver.grid(),
-                ),
-            };
-            let obs = model.observe(&ad[..n_model], x.clone(), drive.table::<B>(device));
+            let k = data.train[chunk[0]].consts.len();
+            let consts = (k > 0).then(|| {
+                let v: Vec<f32> = rows
+                    .iter()
+                    .flat_map(|&(t, _, _)| data.train[t].consts.clone())
+                    .collect();
+                tensor2::<B>(v, [nw, k], device)
+            });
+            let dts: Vec<f32> = rows
+                .iter()
+                .map(|&(t, _, _)| data.train[t].dt as f32)
+                .collect();
+            let (x, obs) = predict(
+                model,
+                &ad[..n_model],
+                x0,
+                &drive,
+                &dts,
+                consts,
+                &exp.solver,
+                device,
+            )?;
             let target = Tensor::<B, 3>::from_data(TensorData::new(target, [l, nw, c]), device);
-            let w = Tensor::<B, 3>::from_data(TensorData::new(weights, [1, nw, c]), device);
-            let mut loss = ((obs - target).powi_scalar(2) * w).mean();
+            let w = |order: usize| -> Tensor<B, 3> {
+                let v: Vec<f32> = rows
+                    .iter()
+                    .flat_map(|&(t, _, _)| variances[t][order].iter().map(|v| (1.0 / v) as f32))
+                    .collect();
+                Tensor::from_data(TensorData::new(v, [1, nw, c]), device)
+            };
+            let con = model.constraint_loss(&ad[..n_model], &x, exp.loss.gamma);
+            let (mut loss, terms) = objective(obs, target, [w(0), w(1), w(2)], con, &exp.loss);
+            term_sums[0] += terms.base;
+            term_sums[1] += terms.velocity;
+            term_sums[2] += terms.curvature;
+            term_sums[3] += terms.constraint;
             if learned && exp.train.continuity_weight > 0.0 {
                 // Each window's state at the next window's start sample against that start.
                 let (mut from, mut to) = (Vec::new(), Vec::new());
@@ -453,6 +563,10 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
             .with("val_loss", val_loss)
             .with("lr", lr)
             .with("grad_norm", norm_sum / batches as f64)
+            .with("loss_base", term_sums[0] / batches as f64)
+            .with("loss_velocity", term_sums[1] / batches as f64)
+            .with("loss_curvature", term_sums[2] / batches as f64)
+            .with("loss_constraint", term_sums[3] / batches as f64)
             .with("seconds", t_epoch.elapsed().as_secs_f64());
         metrics.append(record)?;
         // The optimizer's own state, and the learning rate it runs at (the scheduler's output).
@@ -528,7 +642,7 @@ pub fn validation_loss<M: TrainModel>(
             }
         })
         .collect();
-    let pred = simulate_runtime(model, values, exp, &data.validation, &x0s)?;
+    let pred = simulate_runtime(model, values, exp, &data.validation, &x0s, Quant::F32)?;
     let total: f64 = pred
         .iter()
         .zip(&data.validation)

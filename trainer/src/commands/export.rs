@@ -14,30 +14,34 @@ use crate::backend::Cpu;
 use crate::cli::ExportArgs;
 use crate::commands::train::JobFile;
 use crate::config::Experiment;
+use crate::config::SolverConfig;
 use crate::data::{self, Trajectory};
 use crate::model::TrainModel;
 use crate::nn::upload;
 use crate::run::{Checkpoint, RunDir};
-use crate::solve::{integrate_fixed, Drive, ExplicitRk, FixedGrid};
-use crate::train::simulate_decoded;
+use crate::solve::Drive;
+use crate::train::{predict, simulate_runtime};
 use crate::Error;
 
-/// The trained model's channels on the validation inputs, by burn on the CPU at the sample step.
+/// The trained model's channels on the validation inputs, by burn on the CPU with the runtime's
+/// fixed-step method at the sample step (so only arithmetic differs from the runtime).
 pub fn burn_reference<M: TrainModel>(
     model: &M,
     values: &[Vec<f32>],
     exp: &Experiment,
     trajs: &[Trajectory],
     x0s: &[Vec<f32>],
-) -> Vec<Vec<Vec<f32>>> {
+) -> Result<Vec<Vec<Vec<f32>>>, Error> {
     let device = Default::default();
     let shapes: Vec<[usize; 2]> = model.params().iter().map(|p| p.shape).collect();
     let params = upload::<Cpu>(values, &shapes, &device);
-    let field = model.field(&params, &device);
     let (solver, substeps) = exp.solver.runtime_method();
-    let grid = FixedGrid {
+    let fixed = SolverConfig {
+        method: solver,
+        adaptive: false,
         stride: 1,
         substeps: substeps as usize,
+        ..exp.solver
     };
     trajs
         .iter()
@@ -48,21 +52,27 @@ pub fn burn_reference<M: TrainModel>(
             let drive = Drive {
                 rows: vec![t.drive.clone()],
             };
-            let x = integrate_fixed(
-                field.as_ref(),
-                &ExplicitRk(solver),
+            let consts = (!t.consts.is_empty()).then(|| {
+                Tensor::<Cpu, 2>::from_data(
+                    TensorData::new(t.consts.clone(), [1, t.consts.len()]),
+                    &device,
+                )
+            });
+            let (_, obs) = predict(
+                model,
+                &params,
                 x0,
                 &drive,
-                t.dt,
-                t.len(),
-                grid,
-            );
-            let obs = model.observe(&params, x, drive.table::<Cpu>(&device));
+                &[t.dt as f32],
+                consts,
+                &fixed,
+                &device,
+            )?;
             let [s, _, c] = obs.dims();
             let v = obs.into_data().into_vec::<f32>().unwrap_or_default();
-            (0..c)
+            Ok((0..c)
                 .map(|ch| (0..s).map(|k| v[k * c + ch]).collect())
-                .collect()
+                .collect())
         })
         .collect()
 }
@@ -86,10 +96,33 @@ pub fn deviation(a: &[Vec<Vec<f32>>], b: &[Vec<Vec<f32>>], trajs: &[Trajectory])
 pub fn run(args: &ExportArgs, out: &mut dyn Write) -> Result<(), Error> {
     let dir = RunDir::open_resume(&args.run_dir)?;
     let exp = Experiment::parse(&dir.config_path(), &dir.read_config()?)?;
-    let JobFile::Ode {
-        data: data_dir,
-        model,
-    } = JobFile::read(dir.path())?;
+    match JobFile::read(dir.path())? {
+        JobFile::Ode { data: d, model } => {
+            let data = data::load(&d, model.n_states())?;
+            let x0s = data.validation.iter().map(|t| t.at(0)).collect();
+            export(&model, &data, x0s, &exp, &dir, args, out)
+        }
+        JobFile::Memristor {
+            data: d,
+            model,
+            warmup_periods,
+        } => {
+            let (_, data) = crate::commands::train_memristor::dataset(&d, warmup_periods)?;
+            let x0s = data.validation.iter().map(|_| model.x0.clone()).collect();
+            export(&model, &data, x0s, &exp, &dir, args, out)
+        }
+    }
+}
+
+fn export<M: TrainModel>(
+    model: &M,
+    data: &crate::data::Dataset,
+    x0s: Vec<Vec<f32>>,
+    exp: &Experiment,
+    dir: &RunDir,
+    args: &ExportArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     let ck = if args.last {
         Checkpoint::load(dir.path())?
     } else {
@@ -112,10 +145,8 @@ pub fn run(args: &ExportArgs, out: &mut dyn Write) -> Result<(), Error> {
         .try_encode(quant)
         .map_err(|e| Error::Train(format!("the trained model does not encode: {e}")))?;
     let m = blob.model().map_err(|e| Error::Train(e.to_string()))?;
-    let data = data::load(&data_dir, model.n_states())?;
-    let x0s: Vec<Vec<f32>> = data.validation.iter().map(|t| t.at(0)).collect();
-    let device_out = simulate_decoded(&model, &m, &exp, &data.validation, &x0s)?;
-    let reference = burn_reference(&model, &values, &exp, &data.validation, &x0s);
+    let device_out = simulate_runtime(model, &values, exp, &data.validation, &x0s, quant)?;
+    let reference = burn_reference(model, &values, exp, &data.validation, &x0s)?;
     let dev = deviation(&device_out, &reference, &data.validation);
     let (solver, substeps) = exp.solver.runtime_method();
     writeln!(
@@ -126,7 +157,7 @@ pub fn run(args: &ExportArgs, out: &mut dyn Write) -> Result<(), Error> {
         substeps
     )
     .map_err(Error::Stdout)?;
-    if !(dev <= tolerance) {
+    if dev.is_nan() || dev > tolerance {
         return Err(Error::Train(format!(
             "export refused: the {} model departs from the trained one by {dev:.3e} (> {tolerance:e}); nothing written",
             match quant {

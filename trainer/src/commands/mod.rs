@@ -6,3 +6,4 @@ pub mod import;
 pub mod inspect;
 pub mod simulate;
 pub mod train;
+pub mod train_memristor;

@@ -27,6 +27,15 @@ pub enum JobFile {
         /// The model.
         model: NeuralOde,
     },
+    /// A memristor surrogate on rig data.
+    Memristor {
+        /// Data directory (with `manifest.toml`).
+        data: PathBuf,
+        /// The model.
+        model: crate::surrogate::Memristor,
+        /// Periods left out of validation losses while the model settles.
+        warmup_periods: f64,
+    },
 }
 
 impl JobFile {
@@ -47,7 +56,7 @@ impl JobFile {
     }
 }
 
-fn apply_overrides(exp: &mut Experiment, c: &TrainCommon) {
+pub fn apply_overrides(exp: &mut Experiment, c: &TrainCommon) {
     if let Some(v) = c.epochs {
         exp.train.epochs = v;
     }
@@ -162,6 +171,10 @@ pub fn run_ode(args: &TrainOdeArgs, out: &mut dyn Write) -> Result<(), Error> {
             name: "neural-ode".into(),
         };
         scale_from_data(&mut model, &data);
+        if exp.solver.stride == 0 && exp.solver.substeps == 1 && !exp.solver.adaptive {
+            exp.solver.stride = crate::config::auto_stride(&data);
+        }
+        exp.solver.stride = exp.solver.stride.max(1);
         let dir = RunDir::create(&c.out, &exp.to_toml())?;
         let job_file = JobFile::Ode {
             data: std::fs::canonicalize(&args.data).unwrap_or_else(|_| args.data.clone()),
@@ -174,7 +187,13 @@ pub fn run_ode(args: &TrainOdeArgs, out: &mut dyn Write) -> Result<(), Error> {
     let JobFile::Ode {
         data: data_dir,
         model,
-    } = &job_file;
+    } = &job_file
+    else {
+        return Err(Error::Input(format!(
+            "{}: not a neural-ODE run",
+            dir.path().display()
+        )));
+    };
     let data = data::load(data_dir, model.n_states())?;
     let interrupt = Interrupt::install()?;
     let batches = data.train.len().div_ceil(exp.train.batch_size.max(1)) as u64;

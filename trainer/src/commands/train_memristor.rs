@@ -1,0 +1,229 @@
+//! `odeflash train memristor`: SingleNN-MemODE, DualNN-MemODE or an iterator net on rig data
+//! (`manifest.toml` + CSVs), with the paper's presets.
+
+use std::io::Write;
+use std::path::Path;
+
+use odeflash_runtime::{Activation, Solver};
+
+use crate::cli::{MemristorModelArg, PresetArg, TrainMemristorArgs};
+use crate::commands::train::{apply_overrides, dispatch, report, JobFile};
+use crate::config::{Experiment, WindowStart};
+use crate::data::{Dataset, Trajectory};
+use crate::loss::LossConfig;
+use crate::memristor::{MemristorDataset, MemristorTrajectory};
+use crate::nn::MlpDef;
+use crate::optim::{AdaBeliefConfig, AdamWConfig, OptimizerConfig};
+use crate::run::{Interrupt, Progress, RunDir};
+use crate::surrogate::{Bounds, Kind, Memristor};
+use crate::train::Job;
+use crate::Error;
+
+fn convert(t: &MemristorTrajectory, warmup_periods: f64) -> Trajectory {
+    Trajectory {
+        path: t.path.clone(),
+        dt: t.dt,
+        drive: t.v_s.clone(),
+        channels: vec![t.v.clone(), t.i.clone()],
+        consts: vec![t.r_s as f32],
+        warmup: (warmup_periods * t.samples_per_period()).round().max(0.0) as usize,
+    }
+}
+
+/// The rig data as the training loop sees it: drive `v_s`, channels `v` and `i`, the series
+/// resistance as a per-trajectory constant, and a warm-up of whole periods left out of
+/// validation losses (the device's state at the start of a recording is unknown).
+pub fn dataset(dir: &Path, warmup_periods: f64) -> Result<(MemristorDataset, Dataset), Error> {
+    let ds = MemristorDataset::load(dir)?;
+    let data = Dataset {
+        train: ds
+            .train()
+            .into_iter()
+            .map(|t| convert(t, warmup_periods))
+            .collect(),
+        validation: ds
+            .validation()
+            .into_iter()
+            .map(|t| convert(t, warmup_periods))
+            .collect(),
+    };
+    Ok((ds, data))
+}
+
+/// The experiment and model of a preset before command-line overrides.
+pub fn preset(
+    kind: MemristorModelArg,
+    preset: PresetArg,
+    ds: &MemristorDataset,
+) -> Result<(Experiment, Memristor), Error> {
+    use Activation::*;
+    let mut exp = Experiment::default();
+    exp.loss = LossConfig::paper();
+    exp.train.window_start = WindowStart::Learned;
+    exp.train.window = 100;
+    exp.solver.method = Solver::Rk4;
+    // Switching is stiff against the sample step at low drive frequencies: one step per sample.
+    exp.solver.stride = 1;
+    let train = ds.train();
+    if train.is_empty() {
+        return Err(Error::Input(format!(
+            "{}: no training trajectories",
+            ds.dir.display()
+        )));
+    }
+    // Rates of order 2 pi f_max: a state that follows the fastest drive in the data.
+    let f_max = train.iter().map(|t| t.frequency).fold(0.0, f64::max);
+    let v_max = train
+        .iter()
+        .flat_map(|t| t.v.iter())
+        .fold(0.0f32, |m, v| m.max(v.abs()))
+        .max(1e-3);
+    // The most common series resistor is the rig's: it goes into exported models.
+    let mut rs: Vec<f64> = train.iter().map(|t| t.r_s).collect();
+    rs.sort_by(f64::total_cmp);
+    let r_s = rs
+        .chunk_by(|a, b| a == b)
+        .max_by_key(|c| c.len())
+        .map_or(rs[0], |c| c[0]) as f32;
+    let paper = preset == PresetArg::Paper;
+    let (kind, hidden, act, n, g_hidden) = match (kind, paper) {
+        (MemristorModelArg::Single, true) => (Kind::Single, vec![64, 128, 128, 64], Silu, 1, 0),
+        (MemristorModelArg::Single, false) => (Kind::Single, vec![16, 16], Silu, 1, 0),
+        (MemristorModelArg::Dual, true) => (Kind::Dual, vec![120, 240, 240, 120], Gelu, 6, 80),
+        (MemristorModelArg::Dual, false) => (Kind::Dual, vec![16, 32, 16], Gelu, 2, 16),
+        (MemristorModelArg::Iterator, true) => (Kind::Iterator, vec![64, 64], Tanh, 1, 0),
+        (MemristorModelArg::Iterator, false) => (Kind::Iterator, vec![16, 16], Tanh, 1, 0),
+    };
+    let mut layers: Vec<(usize, Activation)> = hidden.iter().map(|&h| (h, act)).collect();
+    layers.push((n, Identity));
+    let mut f = MlpDef::new(n + 1, layers);
+    f.input_scale[n] = 1.0 / v_max;
+    if kind != Kind::Dual {
+        // x in (0, 1): centred and scaled to (-1, 1).
+        f.input_offset[0] = 0.5;
+        f.input_scale[0] = 2.0;
+    }
+    let dt = train[0].dt;
+    let rate = std::f64::consts::TAU * f_max;
+    f.output_scale = vec![
+        if kind == Kind::Iterator {
+            (rate * dt) as f32
+        } else {
+            rate as f32
+        };
+        n
+    ];
+    let g = (kind == Kind::Dual).then(|| MlpDef::new(n, vec![(g_hidden, Relu), (1, Sigmoid)]));
+    if kind == Kind::Iterator && train.iter().any(|t| (t.dt - dt).abs() > 1e-9 * dt) {
+        return Err(Error::Input(
+            "an iterator net is tied to one sample interval, but the training trajectories have several: \
+             train it on data of one sample rate"
+                .into(),
+        ));
+    }
+    (
+        exp.optimizer,
+        exp.train.lr,
+        exp.train.batch_size,
+        exp.train.epochs,
+    ) = match (kind, paper) {
+        (Kind::Dual, true) => (
+            OptimizerConfig::AdaBelief(AdaBeliefConfig::default()),
+            6.30e-3,
+            14,
+            100,
+        ),
+        (Kind::Dual, false) => (
+            OptimizerConfig::AdaBelief(AdaBeliefConfig::default()),
+            1e-2,
+            4,
+            30,
+        ),
+        (_, true) => (
+            OptimizerConfig::AdamW(AdamWConfig::default()),
+            1.89e-2,
+            2,
+            100,
+        ),
+        (_, false) => (OptimizerConfig::AdamW(AdamWConfig::default()), 1e-2, 4, 30),
+    };
+    let model = Memristor {
+        kind,
+        f,
+        g,
+        bounds: Bounds::default(),
+        r_init: [2e3, 100e3],
+        x0: vec![if kind == Kind::Dual { 0.0 } else { 0.5 }; n],
+        series_resistance: r_s,
+        dt: dt as f32,
+        name: format!(
+            "{}-{}",
+            match kind {
+                Kind::Single => "single-nn-memode",
+                Kind::Dual => "dual-nn-memode",
+                Kind::Iterator => "iterator-memristor",
+            },
+            if paper { "paper" } else { "small" }
+        ),
+    };
+    Ok((exp, model))
+}
+
+/// `odeflash train memristor`.
+pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let c = &args.common;
+    let (exp, job_file, dir) = if c.resume {
+        let dir = RunDir::open_resume(&c.out)?;
+        let mut exp = Experiment::parse(&dir.config_path(), &dir.read_config()?)?;
+        if let Some(e) = c.epochs {
+            exp.train.epochs = e;
+        }
+        (exp, JobFile::read(dir.path())?, dir)
+    } else {
+        let (ds, _) = dataset(&args.data, args.warmup_periods)?;
+        let (mut exp, model) = preset(args.model, args.preset, &ds)?;
+        if let Some(p) = &c.config {
+            // An experiment file replaces the preset's settings wholesale.
+            exp = Experiment::read(p)?;
+        }
+        apply_overrides(&mut exp, c);
+        if args.base_loss_only {
+            exp.loss.derivatives = false;
+        }
+        exp.validate()?;
+        let dir = RunDir::create(&c.out, &exp.to_toml())?;
+        let job = JobFile::Memristor {
+            data: std::fs::canonicalize(&args.data).unwrap_or_else(|_| args.data.clone()),
+            model,
+            warmup_periods: args.warmup_periods,
+        };
+        job.write(dir.path())?;
+        (exp, job, dir)
+    };
+    exp.validate()?;
+    let JobFile::Memristor {
+        data: data_dir,
+        model,
+        warmup_periods,
+    } = &job_file
+    else {
+        return Err(Error::Input(format!(
+            "{}: not a memristor run",
+            dir.path().display()
+        )));
+    };
+    let (_, data) = dataset(data_dir, *warmup_periods)?;
+    let interrupt = Interrupt::install()?;
+    let batches = data.train.len().div_ceil(exp.train.batch_size.max(1)) as u64;
+    let progress = Progress::new(exp.train.epochs, batches, c.quiet);
+    let job = Job {
+        model,
+        exp: &exp,
+        data: &data,
+        dir: &dir,
+        progress: &progress,
+        interrupt: &interrupt,
+    };
+    let summary = dispatch(c.backend, &job)?;
+    report(out, &summary, &dir)
+}

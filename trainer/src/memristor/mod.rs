@@ -1,0 +1,14 @@
+//! Memristor surrogates (paper 000): rig data, a synthetic "measured" device, and the MMS/GMMS
+//! compact-model baselines fitted by differential evolution and L-BFGS-B.
+//!
+//! - [`data`]: `manifest.toml` + one CSV per trajectory, checked defect by defect;
+//! - [`synth`]: `odeflash data synth-memristor`, a device outside every fitted model family;
+//! - [`baseline`]: MMS and GMMS in the series-resistor circuit, DE + L-BFGS-B, `fit.json`;
+//! - [`cli`]: the command-line arguments and entry points of both commands.
+
+pub mod baseline;
+pub mod cli;
+pub mod data;
+pub mod synth;
+
+pub use data::{Measured, MemristorDataset, MemristorTrajectory, Split};

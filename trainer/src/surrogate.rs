@@ -1,0 +1,326 @@
+//! Memristor surrogates of paper 000, trained through the series-resistor circuit of its Fig. 1:
+//!
+//! - **SingleNN-MemODE** (Fig. 3): `dx/dt = f(x, v)` with one state and the memductance of eq. 10,
+//!   `G = x / R_on + (1 - x) / R_off`, `R_on` and `R_off` trained jointly under the constraint
+//!   loss (eq. 8) `R_on in (500 Ohm, R_off)`, `R_off in (R_on, 200 kOhm)`, `x in (0, 1)`.
+//! - **DualNN-MemODE** (Fig. 4): `n` latent states and a second net for `G(x)`, whose sigmoid
+//!   output is mapped onto `[G_min, G_max]` (5 uS to 2 mS by default), so the paper's
+//!   constraint on `G` holds by construction.
+//! - **Iterator net**: one net evaluation per sample, `x[n+1] = x[n] + net(x[n], v[n])`, with the
+//!   SingleNN memductance; tied to its sample interval, which the exported model records.
+//!
+//! In every case the memristor voltage follows from the supply through the series resistor,
+//! `v = v_s / (1 + R_s G(x))`, and `i = G v`. The series resistance is a per-trajectory constant
+//! (`consts[0]`), so one model trains on rigs with different resistors.
+
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+use odeflash_runtime::spec::{BoundSpec, DynamicsSpec, ModelSpec, ReadoutSpec};
+use odeflash_runtime::{Circuit, IteratorForm};
+use serde::{Deserialize, Serialize};
+
+use crate::loss::constraint;
+use crate::model::{ParamDef, TrainModel};
+use crate::nn::{Mlp, MlpDef, Scaling};
+use crate::rng::Rng;
+use crate::solve::VectorField;
+
+/// Which surrogate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// SingleNN-MemODE.
+    Single,
+    /// DualNN-MemODE.
+    Dual,
+    /// Iterator net (residual form), SingleNN memductance.
+    Iterator,
+}
+
+/// Physical bounds: the paper's values for its devices are the defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bounds {
+    /// Lower bound of `R_on`, ohms.
+    pub r_on_min: f64,
+    /// Upper bound of `R_off`, ohms.
+    pub r_off_max: f64,
+    /// Lower memductance bound, siemens.
+    pub g_min: f64,
+    /// Upper memductance bound, siemens.
+    pub g_max: f64,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            r_on_min: 500.0,
+            r_off_max: 200e3,
+            g_min: 5e-6,
+            g_max: 2e-3,
+        }
+    }
+}
+
+/// Resistances are trained in kilo-ohms, so they are numbers of order one like the weights.
+const KOHM: f64 = 1e3;
+
+/// A memristor surrogate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Memristor {
+    /// Which one.
+    pub kind: Kind,
+    /// State net: inputs `[x.., v]`, outputs `dx/dt` (or the increment, for iterator nets).
+    pub f: MlpDef,
+    /// Memductance net (DualNN): inputs `x`, one sigmoid output.
+    pub g: Option<MlpDef>,
+    /// Bounds.
+    pub bounds: Bounds,
+    /// Initial `R_on` and `R_off`, ohms.
+    pub r_init: [f64; 2],
+    /// Initial state of exported models (and of validation, before its warm-up).
+    pub x0: Vec<f32>,
+    /// Series resistance written into exported models, ohms (the rig's).
+    pub series_resistance: f32,
+    /// Sample interval of an iterator net, seconds.
+    pub dt: f32,
+    /// Name written into exported models.
+    pub name: String,
+}
+
+fn scalar_tensor<B: Backend>(v: f64, device: &B::Device) -> Tensor<B, 2> {
+    Tensor::from_data(TensorData::new(vec![v as f32], [1, 1]), device)
+}
+
+/// `G(x)` for states `[rows, n]`, `[rows, 1]`.
+fn memductance<B: Backend>(
+    m: &Memristor,
+    p: &[Tensor<B, 2>],
+    x: Tensor<B, 2>,
+    g_scaling: Option<&Scaling<B>>,
+) -> Tensor<B, 2> {
+    let nf = m.f.n_params();
+    match (&m.g, g_scaling) {
+        (Some(gdef), Some(s)) => {
+            let net = Mlp {
+                def: gdef,
+                params: &p[nf..nf + gdef.n_params()],
+                scaling: s,
+            };
+            net.forward(x) * (m.bounds.g_max - m.bounds.g_min) + m.bounds.g_min
+        }
+        _ => {
+            let x0 = x.narrow(1, 0, 1);
+            let r_on = p[nf].clone() * KOHM;
+            let r_off = p[nf + 1].clone() * KOHM;
+            x0.clone() / r_on + (x0.neg() + 1.0) / r_off
+        }
+    }
+}
+
+struct Field<'a, B: Backend> {
+    m: &'a Memristor,
+    p: &'a [Tensor<B, 2>],
+    f_scaling: Scaling<B>,
+    g_scaling: Option<Scaling<B>>,
+    rs: Option<Tensor<B, 2>>,
+}
+
+impl<B: Backend> VectorField<B> for Field<'_, B> {
+    fn eval(&self, x: Tensor<B, 2>, vs: Tensor<B, 2>) -> Tensor<B, 2> {
+        let g = memductance(self.m, self.p, x.clone(), self.g_scaling.as_ref());
+        let v = match &self.rs {
+            Some(rs) => vs / (g * rs.clone() + 1.0),
+            None => vs,
+        };
+        let net = Mlp {
+            def: &self.m.f,
+            params: &self.p[..self.m.f.n_params()],
+            scaling: &self.f_scaling,
+        };
+        net.forward(Tensor::cat(vec![x, v], 1))
+    }
+}
+
+impl TrainModel for Memristor {
+    fn n_states(&self) -> usize {
+        self.f.outputs()
+    }
+
+    fn n_channels(&self) -> usize {
+        2
+    }
+
+    fn params(&self) -> Vec<ParamDef> {
+        let mut out = Vec::new();
+        let mut net = |prefix: &str, def: &MlpDef| {
+            for (i, shape) in def.param_shapes().into_iter().enumerate() {
+                let which = if i % 2 == 0 { "weight" } else { "bias" };
+                out.push(ParamDef {
+                    name: format!("{prefix}.{}.{which}", i / 2),
+                    shape,
+                });
+            }
+        };
+        net("f", &self.f);
+        match &self.g {
+            Some(g) => net("g", g),
+            None => {
+                out.push(ParamDef {
+                    name: "r_on_kohm".into(),
+                    shape: [1, 1],
+                });
+                out.push(ParamDef {
+                    name: "r_off_kohm".into(),
+                    shape: [1, 1],
+                });
+            }
+        }
+        out
+    }
+
+    fn init(&self, rng: &mut Rng) -> Vec<Vec<f32>> {
+        let mut v = self.f.init(rng);
+        // A small last layer: the untrained model barely moves its state, instead of driving it
+        // into its bounds within the first window.
+        let last = 2 * (self.f.layers.len() - 1);
+        for w in &mut v[last] {
+            *w *= 0.1;
+        }
+        match &self.g {
+            Some(g) => v.extend(g.init(rng)),
+            None => {
+                v.push(vec![(self.r_init[0] / KOHM) as f32]);
+                v.push(vec![(self.r_init[1] / KOHM) as f32]);
+            }
+        }
+        v
+    }
+
+    fn field<'a, B: Backend>(
+        &'a self,
+        p: &'a [Tensor<B, 2>],
+        consts: Option<Tensor<B, 2>>,
+        device: &B::Device,
+    ) -> Box<dyn VectorField<B> + 'a> {
+        Box::new(Field {
+            m: self,
+            p,
+            f_scaling: Scaling::new(&self.f, device),
+            g_scaling: self.g.as_ref().map(|g| Scaling::new(g, device)),
+            rs: consts.map(|c| c.narrow(1, 0, 1)),
+        })
+    }
+
+    fn observe<B: Backend>(
+        &self,
+        p: &[Tensor<B, 2>],
+        x: Tensor<B, 3>,
+        drive: Tensor<B, 2>,
+        consts: Option<Tensor<B, 2>>,
+    ) -> Tensor<B, 3> {
+        let [l, b, n] = x.dims();
+        let device = x.device();
+        let g_scaling = self.g.as_ref().map(|g| Scaling::new(g, &device));
+        let g = memductance(self, p, x.reshape([l * b, n]), g_scaling.as_ref()).reshape([l, b, 1]);
+        let vs = drive.reshape([l, b, 1]);
+        let v = match consts {
+            Some(c) => vs / (g.clone() * c.narrow(1, 0, 1).reshape([1, b, 1]) + 1.0),
+            None => vs,
+        };
+        let i = g * v.clone();
+        Tensor::cat(vec![v, i], 2)
+    }
+
+    fn constraint_loss<B: Backend>(
+        &self,
+        p: &[Tensor<B, 2>],
+        x: &Tensor<B, 3>,
+        gamma: f64,
+    ) -> Option<Tensor<B, 1>> {
+        if self.g.is_some() {
+            return None;
+        }
+        let nf = self.f.n_params();
+        let device = x.device();
+        let (r_on, r_off) = (p[nf].clone(), p[nf + 1].clone());
+        let lo = scalar_tensor::<B>(self.bounds.r_on_min / KOHM, &device);
+        let hi = scalar_tensor::<B>(self.bounds.r_off_max / KOHM, &device);
+        let state = x.clone().narrow(2, 0, 1);
+        let zeros = state.zeros_like();
+        let ones = state.ones_like();
+        Some(
+            constraint(r_on.clone(), lo, r_off.clone(), gamma)
+                + constraint(r_off, r_on, hi, gamma)
+                + constraint(state, zeros, ones, gamma),
+        )
+    }
+
+    fn is_iterator(&self) -> bool {
+        self.kind == Kind::Iterator
+    }
+
+    fn state_bounds(&self) -> Option<(f32, f32)> {
+        self.g.is_none().then_some((0.0, 1.0))
+    }
+
+    fn states_observed(&self) -> bool {
+        false
+    }
+
+    fn to_spec(&self, values: &[Vec<f32>]) -> ModelSpec {
+        let nf = self.f.n_params();
+        let f = self.f.to_spec(&values[..nf]);
+        let (readout, bounds) = match &self.g {
+            Some(g) => (
+                ReadoutSpec::Net {
+                    g: g.to_spec(&values[nf..nf + g.n_params()]),
+                    g_min: self.bounds.g_min as f32,
+                    g_max: self.bounds.g_max as f32,
+                },
+                vec![BoundSpec::default(); self.n_states()],
+            ),
+            None => (
+                ReadoutSpec::Linear {
+                    r_on: (values[nf][0] as f64 * KOHM) as f32,
+                    r_off: (values[nf + 1][0] as f64 * KOHM) as f32,
+                },
+                vec![BoundSpec {
+                    lower: Some(0.0),
+                    upper: Some(1.0),
+                }],
+            ),
+        };
+        ModelSpec {
+            format_version: odeflash_runtime::FORMAT_VERSION,
+            name: self.name.clone(),
+            dynamics: match self.kind {
+                Kind::Iterator => DynamicsSpec::Iterator {
+                    net: f,
+                    form: IteratorForm::Residual,
+                    dt: self.dt,
+                },
+                _ => DynamicsSpec::Ode { f },
+            },
+            readout,
+            circuit: Some(Circuit {
+                series_resistance: self.series_resistance,
+            }),
+            x0: self.x0.clone(),
+            bounds,
+        }
+    }
+
+    fn to_spec_with(&self, values: &[Vec<f32>], consts: &[f32]) -> ModelSpec {
+        let mut spec = self.to_spec(values);
+        if let Some(&rs) = consts.first() {
+            spec.circuit = Some(Circuit {
+                series_resistance: rs,
+            });
+        }
+        spec
+    }
+
+    fn runtime_channels(&self, t: &odeflash_runtime::batch::Trajectory) -> Vec<Vec<f32>> {
+        vec![t.v.clone(), t.i.clone()]
+    }
+}
