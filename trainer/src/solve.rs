@@ -340,6 +340,16 @@ fn host_values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
         .unwrap_or_default()
 }
 
+/// An accepted adaptive step: its start time and size, the states and derivatives at its ends.
+struct Knot<B: Backend> {
+    t: f64,
+    h: f64,
+    x0: Tensor<B, 2>,
+    x1: Tensor<B, 2>,
+    f0: Tensor<B, 2>,
+    f1: Tensor<B, 2>,
+}
+
 /// Integrates adaptively with error control over the samples' span and returns the states at
 /// every sample, `[samples, batch, n]`. One step size serves the whole batch (the largest error
 /// decides), which keeps the batch a single tensor.
@@ -373,18 +383,10 @@ pub fn integrate_adaptive<B: Backend>(
     // Initial step: Hairer-Norsett-Wanner's heuristic, simplified.
     let (xv, fv) = (host_values(x.clone()), host_values(f.clone()));
     let d0 = norm(&xv, &xv, &xv).max(1e-5);
-    let scaled_f: Vec<f32> = fv.clone();
-    let d1 = norm(&scaled_f, &xv, &xv).max(1e-5);
+    let d1 = norm(&fv, &xv, &xv).max(1e-5);
     let mut h = (0.01 * d0 / d1).min(t_end.max(dt)).max(1e-12);
     let mut t = 0.0f64;
-    let mut knots: Vec<(
-        f64,
-        f64,
-        Tensor<B, 2>,
-        Tensor<B, 2>,
-        Tensor<B, 2>,
-        Tensor<B, 2>,
-    )> = Vec::new();
+    let mut knots: Vec<Knot<B>> = Vec::new();
     while t < t_end * (1.0 - 1e-12) {
         if stats.accepted + stats.rejected >= opts.max_steps {
             return Err(SolveError::MaxSteps(opts.max_steps));
@@ -435,7 +437,14 @@ pub fn integrate_adaptive<B: Backend>(
             (0.9 * e.powf(-0.2)).clamp(0.2, 5.0)
         };
         if e <= 1.0 {
-            knots.push((t, h, x, next.clone(), f, f_next.clone()));
+            knots.push(Knot {
+                t,
+                h,
+                x0: x,
+                x1: next.clone(),
+                f0: f,
+                f1: f_next.clone(),
+            });
             t += h;
             x = next;
             f = f_next;
@@ -456,28 +465,21 @@ pub fn integrate_adaptive<B: Backend>(
     let mut j = 0usize;
     for s in 0..samples {
         let ts = s as f64 * dt;
-        while j + 1 < knots.len() && knots[j].0 + knots[j].1 < ts {
+        while j + 1 < knots.len() && knots[j].t + knots[j].h < ts {
             j += 1;
         }
-        let (t0, hj) = (knots[j].0, knots[j].1);
+        let (t0, hj) = (knots[j].t, knots[j].h);
         idx.push(j as i64);
         theta.push(((ts - t0) / hj).clamp(0.0, 1.0));
         hs.push(hj);
     }
-    let st = |sel: fn(
-        &(
-            f64,
-            f64,
-            Tensor<B, 2>,
-            Tensor<B, 2>,
-            Tensor<B, 2>,
-            Tensor<B, 2>,
-        ),
-    ) -> Tensor<B, 2>| { Tensor::stack(knots.iter().map(sel).collect::<Vec<_>>(), 0) };
+    let st = |sel: fn(&Knot<B>) -> Tensor<B, 2>| {
+        Tensor::stack(knots.iter().map(sel).collect::<Vec<_>>(), 0)
+    };
     let index = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [samples]), &device);
     let pick = |t: Tensor<B, 3>| t.select(0, index.clone());
-    let (x0s, x1s) = (pick(st(|k| k.2.clone())), pick(st(|k| k.3.clone())));
-    let (f0s, f1s) = (pick(st(|k| k.4.clone())), pick(st(|k| k.5.clone())));
+    let (x0s, x1s) = (pick(st(|k| k.x0.clone())), pick(st(|k| k.x1.clone())));
+    let (f0s, f1s) = (pick(st(|k| k.f0.clone())), pick(st(|k| k.f1.clone())));
     let col = |f: &dyn Fn(f64, f64) -> f64| -> Tensor<B, 3> {
         let v: Vec<f32> = theta
             .iter()

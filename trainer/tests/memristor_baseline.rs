@@ -176,10 +176,10 @@ mod memristor {
             .map(|k| (1.5 * (2.0 * std::f64::consts::PI * k as f64 / 1000.0).sin()) as f32)
             .collect();
         let p = m.simulate(&v_s, 1e-3, 1e4, 1000.0, &SimOptions::default());
-        for k in 0..n {
-            let c = m.solve_v(p.x[k], f64::from(v_s[k]), 1e4, p.v[k]);
+        for ((&x, &vs), &v) in p.x.iter().zip(&v_s).zip(&p.v) {
+            let c = m.solve_v(x, f64::from(vs), 1e4, v);
             assert!(c.residual.abs() < 1e-10);
-            assert!((c.v - p.v[k]).abs() < 1e-12);
+            assert!((c.v - v).abs() < 1e-12);
         }
         assert!(p.x.iter().any(|&x| x > 0.9) && p.x.iter().any(|&x| x < 0.1));
     }

@@ -57,8 +57,10 @@ pub fn preset(
     ds: &MemristorDataset,
 ) -> Result<(Experiment, Memristor), Error> {
     use Activation::*;
-    let mut exp = Experiment::default();
-    exp.loss = LossConfig::paper();
+    let mut exp = Experiment {
+        loss: LossConfig::paper(),
+        ..Experiment::default()
+    };
     exp.train.window_start = WindowStart::Learned;
     exp.train.window = 100;
     exp.solver.method = Solver::Rk4;

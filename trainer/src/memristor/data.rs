@@ -333,6 +333,7 @@ struct Entry {
     r_s: f64,
     split: Split,
     current_scale: f64,
+    current_unit: String,
     time_scale: f64,
 }
 
@@ -428,6 +429,10 @@ fn parse_manifest(dir: &Path) -> Result<(PathBuf, Vec<Entry>, String), Error> {
             r_s,
             split,
             current_scale,
+            current_unit: e
+                .current_unit
+                .as_ref()
+                .map_or_else(|| "A".to_owned(), |u| u.get_ref().clone()),
             time_scale,
         });
     }
@@ -593,11 +598,7 @@ fn read_csv(e: &Entry, bytes: &[u8]) -> Result<MemristorTrajectory, Error> {
                 e.path.display(),
                 header_line(&String::from_utf8_lossy(bytes)),
                 e.r_s,
-                match e.current_scale {
-                    s if s == 1e-3 => "mA",
-                    s if s == 1e-6 => "uA",
-                    _ => "A",
-                }
+                e.current_unit
             )));
         }
     }
@@ -729,7 +730,7 @@ mod tests {
             current_unit: Some("uA".into()),
             time_unit: None,
         };
-        let text = manifest_text("a\nb", &[e.clone()]);
+        let text = manifest_text("a\nb", std::slice::from_ref(&e));
         let raw: RawManifest = toml::from_str(&text).unwrap();
         let r = raw.trajectory[0].get_ref();
         assert_eq!(r.file.get_ref(), &e.file);

@@ -59,23 +59,30 @@ pub const PAPER_VALIDATION: [(f64, f64); 4] = [(1.5, 5.0), (1.0, 1.0), (1.0, 100
 /// most sensitive to log G over that range. The paper does not state its value.
 pub const SYNTH_SERIES_RESISTANCE: f64 = 10_000.0;
 
-/// The device: parameters of the equations in the module documentation.
+/// The device: parameters of the equations in the module documentation. The defaults, their
+/// physical meaning and their sources are tabulated in `docs/synthetic-memristor.md`; rates,
+/// time constants and activation energies not pinned by a published SDC value are chosen so that
+/// the loops switch fully at 1-10 Hz and only partly at 50-100 Hz on the paper's grid.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SdcDevice {
-    /// Filament fully formed: `R_on`, ohm.
+    /// Filament fully formed: `R_on`, ohm. 3 kohm: SDC on-resistances are kilo-ohms (Molter &
+    /// Nugent 2016 fit 13 kohm for a Knowm W-SDC device), kept well inside paper 000's G < 2 mS.
     pub r_on: f64,
-    /// No filament: `R_off`, ohm.
+    /// No filament: `R_off`, ohm. 120 kohm: Molter & Nugent fit 460 kohm; paper 000 bounds
+    /// `R_off` < 200 kohm (G > 5 uS).
     pub r_off: f64,
     /// Modulation of the filament conductance by the ion state, `k_g` (G factor in
     /// `[1 - k_g, 1 + k_g]`).
     pub k_g: f64,
-    /// Filament temperature coefficient of resistance `a_R`, 1/K.
+    /// Filament temperature coefficient of resistance `a_R`, 1/K. 2e-3: metallic nanofilament,
+    /// below bulk silver's 3.8e-3.
     pub tcr: f64,
-    /// Set threshold `V_on`, V.
+    /// Set threshold `V_on`, V. 0.27 V, Molter & Nugent's W-SDC value.
     pub v_on: f64,
-    /// Reset threshold `V_off`, V (negative).
+    /// Reset threshold `V_off`, V (negative). -0.20 V: between Molter & Nugent's 0.27 V magnitude
+    /// and the smaller reset voltages measured on SDC devices (Ostrovskii et al. 2022).
     pub v_off: f64,
-    /// Softness of the thresholds `V_w`, V.
+    /// Softness of the thresholds `V_w`, V. 20 mV, of the order of `kT/q` like MMS's `1/beta`.
     pub v_w: f64,
     /// Set rate scale `r_set` at `T_amb`, 1/s.
     pub r_set: f64,
@@ -96,7 +103,8 @@ pub struct SdcDevice {
     pub v_ion: f64,
     /// Activation energy of ion redistribution, eV.
     pub e_ion: f64,
-    /// Schottky forward saturation current `I_f0` at `T_amb`, A.
+    /// Schottky forward saturation current `I_f0` at `T_amb`, A. 1 nA with `n_f` = 6: a few uA at
+    /// 1 V, near Molter & Nugent's GMMS Schottky term (alpha 1e-7 A, beta 8 1/V).
     pub i_f0: f64,
     /// Schottky forward ideality `n_f`.
     pub n_f: f64,
@@ -106,9 +114,10 @@ pub struct SdcDevice {
     pub n_r: f64,
     /// Schottky barrier height `phi_B`, eV.
     pub phi_b: f64,
-    /// Thermal resistance `R_th`, K/W.
+    /// Thermal resistance `R_th`, K/W. 4e5: filamentary RRAM models use 1e5..1e7.
     pub r_th: f64,
-    /// Thermal time constant `tau_th`, s.
+    /// Thermal time constant `tau_th`, s. 2 ms: a lumped constant for the device stack and its
+    /// surroundings (the filament alone settles in nanoseconds), so heating lags at 50-100 Hz.
     pub tau_th: f64,
     /// Ambient temperature `T_amb`, K.
     pub t_amb: f64,
@@ -560,6 +569,9 @@ impl SynthConfig {
     }
 }
 
+/// One worker's outcome: the file, its samples and RK4 sub-steps.
+type WorkerResult = Result<(PathBuf, usize, u64), Error>;
+
 /// What [`write_synthetic`] wrote.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SynthReport {
@@ -640,7 +652,7 @@ pub fn write_synthetic_with(out_dir: &Path, config: &SynthConfig) -> Result<Synt
     }
     .min(config.grid.len().max(1));
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<(PathBuf, usize, u64), Error>>>> =
+    let results: Mutex<Vec<Option<WorkerResult>>> =
         Mutex::new((0..config.grid.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..threads {

@@ -128,10 +128,12 @@ fn cholesky_solve(a: &[Vec<f64>], r: &[f64]) -> Option<Vec<f64>> {
     let mut l = vec![vec![0.0; n]; n];
     for i in 0..n {
         for j in 0..=i {
-            let mut s = a[i][j];
-            for k in 0..j {
-                s -= l[i][k] * l[j][k];
-            }
+            let s = a[i][j]
+                - l[i][..j]
+                    .iter()
+                    .zip(&l[j][..j])
+                    .map(|(p, q)| p * q)
+                    .sum::<f64>();
             if i == j {
                 if s <= 0.0 || !s.is_finite() {
                     return None;

@@ -107,7 +107,8 @@ impl ParamSpace {
             .iter_mut()
             .find(|d| d.name == name)
             .ok_or_else(|| Error::Usage(format!("no parameter `{name}`")))?;
-        if !(lower < upper) || (d.log && lower <= 0.0) {
+        let ordered = lower.is_finite() && upper.is_finite() && lower < upper;
+        if !ordered || (d.log && lower <= 0.0) {
             return Err(Error::Usage(format!(
                 "bounds of `{name}`: need lower < upper (and lower > 0 on a log scale)"
             )));
