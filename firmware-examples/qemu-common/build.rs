@@ -88,11 +88,11 @@ fn main() {
 
     // Linker scripts. cortex-m-rt's `device` feature includes `device.x`, where a device crate
     // would list its interrupt handlers; this firmware has none (see `__INTERRUPTS` in the demo).
-    fs::copy("memory.x", out.join("memory.x")).expect("memory.x is next to build.rs");
+    fs::copy("memory.x", out.join("memory.x")).expect("memory.x is in the board folder");
     fs::write(out.join("device.x"), "/* no device interrupts */\n").expect("writing device.x");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
-    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=../qemu-common/build.rs");
 
     // The model.
     let model_bytes: Vec<u8> = match var("ODEFLASH_MODEL").as_deref() {
