@@ -447,9 +447,25 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
                     target.extend(data.train[t].channels.iter().map(|ch| ch[s + i]));
                 }
             }
-            let ad: Vec<Tensor<B, 2>> = params
+            // One autodiff leaf for all parameters, viewed per parameter: with a leaf per
+            // parameter, burn-autodiff 0.21 keeps re-merging graphs on every use of a weight
+            // (measured 0.83 s vs 0.13 s per SingleNN iteration at batch 2; identical losses).
+            let flat: Vec<Tensor<B::InnerBackend, 1>> = params
                 .iter()
-                .map(|p| Tensor::from_inner(p.clone()).require_grad())
+                .map(|p| {
+                    let [r, c] = p.dims();
+                    p.clone().reshape([r * c])
+                })
+                .collect();
+            let leaf = Tensor::<B, 1>::from_inner(Tensor::cat(flat, 0)).require_grad();
+            let mut at = 0;
+            let ad: Vec<Tensor<B, 2>> = shapes
+                .iter()
+                .map(|&[r, c]| {
+                    let v = leaf.clone().narrow(0, at, r * c).reshape([r, c]);
+                    at += r * c;
+                    v
+                })
                 .collect();
             let x0 = if learned {
                 let idx: Vec<i64> = rows
@@ -528,10 +544,19 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
                 )));
             }
             let grads = loss.backward();
-            let mut g: Vec<Tensor<B::InnerBackend, 2>> = ad
+            let all = leaf.grad(&grads);
+            let mut at = 0;
+            let mut g: Vec<Tensor<B::InnerBackend, 2>> = params
                 .iter()
-                .zip(&params)
-                .map(|(a, p)| a.grad(&grads).unwrap_or_else(|| p.zeros_like()))
+                .map(|p| {
+                    let [r, c] = p.dims();
+                    let gi = match &all {
+                        Some(a) => a.clone().narrow(0, at, r * c).reshape([r, c]),
+                        None => p.zeros_like(),
+                    };
+                    at += r * c;
+                    gi
+                })
                 .collect();
             let norm = match exp.train.clip_norm {
                 Some(max) => clip_global_norm(&mut g, max),
