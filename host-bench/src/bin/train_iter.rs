@@ -933,6 +933,9 @@ fn run() -> Result<(), String> {
             }
         }
     }
+    if let Some(only) = &args.only {
+        cases.retain(|c| c.label().contains(only.as_str()));
+    }
     // Unrolls with the trainer's per-parameter leaves take minutes per iteration (graph merges,
     // see `Bench::leaves`; about 5 for SingleNN at batch 2): only with --all.
     let mut skipped = Vec::new();
@@ -944,9 +947,6 @@ fn run() -> Result<(), String> {
             }
             keep
         });
-    }
-    if let Some(only) = &args.only {
-        cases.retain(|c| c.label().contains(only.as_str()));
     }
     if !args.extra.is_empty() {
         cases = args.extra.clone();
