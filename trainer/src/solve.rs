@@ -112,6 +112,37 @@ pub trait Stepper<B: Backend> {
     ) -> Tensor<B, 2>;
 }
 
+/// The stages of an explicit tableau from `x` (derivative `f0` there) and the weighted solution:
+/// `(k, x_next)`. Shared by fixed and adaptive stepping.
+fn rk_stages<B: Backend>(
+    tab: &odeflash_runtime::Tableau,
+    field: &dyn VectorField<B>,
+    x: Tensor<B, 2>,
+    f0: Tensor<B, 2>,
+    h: f64,
+    drive: &dyn Fn(f64) -> Tensor<B, 2>,
+) -> (Vec<Tensor<B, 2>>, Tensor<B, 2>) {
+    let mut k: Vec<Tensor<B, 2>> = vec![f0];
+    for s in 1..tab.stages {
+        let mut xs = x.clone();
+        for (j, kj) in k.iter().enumerate() {
+            let a = tab.a[s][j];
+            if a != 0.0 {
+                xs = xs + kj.clone() * (h * a);
+            }
+        }
+        k.push(field.eval(xs, drive(tab.c[s])));
+    }
+    let mut out = x;
+    for (s, ks) in k.iter().enumerate() {
+        let b = tab.b[s];
+        if b != 0.0 {
+            out = out + ks.clone() * (h * b);
+        }
+    }
+    (k, out)
+}
+
 /// An explicit Runge-Kutta method from the runtime's tableaux.
 #[derive(Clone, Copy, Debug)]
 pub struct ExplicitRk(pub Solver);
@@ -125,26 +156,7 @@ impl<B: Backend> Stepper<B> for ExplicitRk {
         h: f64,
         drive: &dyn Fn(f64) -> Tensor<B, 2>,
     ) -> Tensor<B, 2> {
-        let tab = self.0.tableau();
-        let mut k: Vec<Tensor<B, 2>> = vec![f0];
-        for s in 1..tab.stages {
-            let mut xs = x.clone();
-            for (j, kj) in k.iter().enumerate() {
-                let a = tab.a[s][j];
-                if a != 0.0 {
-                    xs = xs + kj.clone() * (h * a);
-                }
-            }
-            k.push(field.eval(xs, drive(tab.c[s])));
-        }
-        let mut out = x;
-        for (s, ks) in k.into_iter().enumerate() {
-            let b = tab.b[s];
-            if b != 0.0 {
-                out = out + ks * (h * b);
-            }
-        }
-        out
+        rk_stages(self.0.tableau(), field, x, f0, h, drive).1
     }
 }
 
@@ -392,23 +404,8 @@ pub fn integrate_adaptive<B: Backend>(
             return Err(SolveError::MaxSteps(opts.max_steps));
         }
         h = h.min(t_end - t);
-        let mut k = vec![f.clone()];
-        for s in 1..tab.stages {
-            let mut xs = x.clone();
-            for (j, kj) in k.iter().enumerate() {
-                let a = tab.a[s][j];
-                if a != 0.0 {
-                    xs = xs + kj.clone() * (h * a);
-                }
-            }
-            k.push(field.eval(xs, at(t + tab.c[s] * h)));
-        }
-        let mut next = x.clone();
-        for (s, ks) in k.iter().enumerate() {
-            if tab.b[s] != 0.0 {
-                next = next + ks.clone() * (h * tab.b[s]);
-            }
-        }
+        let stage_drive = |c: f64| at(t + c * h);
+        let (mut k, next) = rk_stages(tab, field, x.clone(), f.clone(), h, &stage_drive);
         let f_next = field.eval(next.clone(), at(t + h));
         k.push(f_next.clone());
         let mut err = x.zeros_like();
