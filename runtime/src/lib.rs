@@ -47,6 +47,7 @@ pub mod activation;
 pub mod crc;
 mod error;
 pub mod format;
+pub mod implicit;
 pub mod kernels;
 pub mod limits;
 mod model;
