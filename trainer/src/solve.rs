@@ -228,7 +228,8 @@ fn hermite<B: Backend>(
 
 /// Integrates from `x0: [batch, n]` over `samples` uniformly spaced samples `dt` apart with a
 /// fixed-step method, and returns the states at every sample, `[samples, batch, n]`. With
-/// `bounds`, every state is clamped into `[lo, hi]` after each step, as the runtime does.
+/// `bounds`, every state is clamped into `[lo, hi]` after each step, as the runtime does (the
+/// gradient passes straight through the clamp).
 #[allow(clippy::too_many_arguments)]
 pub fn integrate_fixed<B: Backend>(
     field: &dyn VectorField<B>,
@@ -240,8 +241,11 @@ pub fn integrate_fixed<B: Backend>(
     grid: FixedGrid,
     bounds: Option<(f32, f32)>,
 ) -> Tensor<B, 3> {
+    // Straight-through clamp: the value is clamped as on the device, the gradient passes as if
+    // it were not, so a state pushed against its bound by a bad early model can still be pulled
+    // back by the loss (a plain clamp has zero gradient there and training stalls).
     let clamp = |x: Tensor<B, 2>| match bounds {
-        Some((lo, hi)) => x.clamp(lo, hi),
+        Some((lo, hi)) => x.clone() + (x.clone().clamp(lo, hi) - x).detach(),
         None => x,
     };
     let device = x0.device();

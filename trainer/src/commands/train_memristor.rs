@@ -13,7 +13,7 @@ use crate::data::{Dataset, Trajectory};
 use crate::loss::LossConfig;
 use crate::memristor::{MemristorDataset, MemristorTrajectory};
 use crate::nn::MlpDef;
-use crate::optim::{AdaBeliefConfig, AdamWConfig, OptimizerConfig};
+use crate::optim::{AdaBeliefConfig, AdamWConfig, OptimizerConfig, ReduceLrOnPlateauConfig};
 use crate::run::{Interrupt, Progress, RunDir};
 use crate::surrogate::{Bounds, Kind, Memristor};
 use crate::train::Job;
@@ -73,8 +73,16 @@ pub fn preset(
             ds.dir.display()
         )));
     }
-    // Rates of order 2 pi f_max: a state that follows the fastest drive in the data.
-    let f_max = train.iter().map(|t| t.frequency).fold(0.0, f64::max);
+    // Rates of order 2 pi f at the geometric mean of the drive frequencies: a unit net output
+    // switches the state within a period in the middle of the range. Scaling to the fastest
+    // drive instead (2 pi f_max) makes the slow trajectories' rates tiny net outputs and stalls
+    // training (measured: base loss 0.19 vs 0.005 on the same two trajectories).
+    let f_mid = (train
+        .iter()
+        .map(|t| t.frequency.max(1e-9).ln())
+        .sum::<f64>()
+        / train.len() as f64)
+        .exp();
     let v_max = train
         .iter()
         .flat_map(|t| t.v.iter())
@@ -106,7 +114,7 @@ pub fn preset(
         f.input_scale[0] = 2.0;
     }
     let dt = train[0].dt;
-    let rate = std::f64::consts::TAU * f_max;
+    let rate = std::f64::consts::TAU * f_mid;
     f.output_scale = vec![
         if kind == Kind::Iterator {
             (rate * dt) as f32
@@ -149,12 +157,18 @@ pub fn preset(
         ),
         (_, false) => (OptimizerConfig::AdamW(AdamWConfig::default()), 1e-2, 4, 30),
     };
+    exp.scheduler = Some(ReduceLrOnPlateauConfig {
+        factor: 0.5,
+        patience: 25,
+        ..ReduceLrOnPlateauConfig::default()
+    });
+    let bounds = Bounds::default();
     let model = Memristor {
         kind,
         f,
         g,
-        bounds: Bounds::default(),
-        r_init: [2e3, 100e3],
+        bounds,
+        r_init: resistance_range(&train, &bounds),
         x0: vec![if kind == Kind::Dual { 0.0 } else { 0.5 }; n],
         series_resistance: r_s,
         dt: dt as f32,
@@ -169,6 +183,33 @@ pub fn preset(
         ),
     };
     Ok((exp, model))
+}
+
+/// `R_on` and `R_off` to start from: the extremes of the measured `i / v` over samples where the
+/// voltage is well above the noise (1st and 99th percentiles, so a few noisy samples do not
+/// decide), kept inside the bounds. Starting at the device's range instead of a generic guess
+/// lets the state net learn the switching instead of first dragging the resistances over
+/// orders of magnitude.
+pub fn resistance_range(train: &[&MemristorTrajectory], bounds: &Bounds) -> [f64; 2] {
+    let mut g: Vec<f64> = train
+        .iter()
+        .flat_map(|t| {
+            let v_max = t.v.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            t.v.iter()
+                .zip(&t.i)
+                .filter(move |(v, _)| v.abs() > 0.2 * v_max && v.abs() > 1e-3)
+                .map(|(&v, &i)| f64::from(i) / f64::from(v))
+                .filter(|g| g.is_finite() && *g > 0.0)
+        })
+        .collect();
+    if g.len() < 10 {
+        return [2e3, 100e3];
+    }
+    g.sort_by(f64::total_cmp);
+    let pick = |q: f64| g[((g.len() - 1) as f64 * q).round() as usize];
+    let r_off = (1.0 / pick(0.01)).clamp(bounds.r_on_min * 4.0, bounds.r_off_max * 0.95);
+    let r_on = (1.0 / pick(0.99)).clamp(bounds.r_on_min * 1.05, r_off / 2.0);
+    [r_on, r_off]
 }
 
 /// `odeflash train memristor`.
