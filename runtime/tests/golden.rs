@@ -123,6 +123,7 @@ fn simulate(model: &Model<'_>) -> Result<Expected, odeflash_runtime::SimError> {
         dt: DT,
         solver: Solver::Rk4,
         substeps: 1,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     let mut scratch = vec![0.0f32; model.cost(Solver::Rk4, 1).scratch_f32];
     let mut sim = Simulator::new(model, cfg, &mut scratch)?;
@@ -220,6 +221,7 @@ fn exercise(bytes: &[u8]) -> Result<(), DecodeError> {
         dt,
         solver: Solver::Rk4,
         substeps: 1,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     let mut scratch = vec![0.0f32; cost.scratch_f32];
     if let Ok(mut sim) = Simulator::new(&model, cfg, &mut scratch) {
