@@ -277,7 +277,8 @@ pub fn solve_augmented<T: Real>(mat: &mut [T], nn: usize) -> Result<(), NewtonFa
                 p = r;
             }
         }
-        if !(best > tiny) {
+        // Entries are finite (checked above), so this also covers an all-zero column.
+        if best <= tiny {
             return Err(NewtonFailure::Singular);
         }
         if p != k {
