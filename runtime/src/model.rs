@@ -473,6 +473,15 @@ impl<'a> Dynamics<'a> {
         }
     }
 
+    /// Every dense layer of the state net (a Π-net's `U_k`, then `C`).
+    pub fn layers(&self) -> impl Iterator<Item = &Layer<'a>> {
+        let (mlp, poly): (&[Layer<'a>], &[Layer<'a>]) = match self {
+            Dynamics::Ode { f: m } | Dynamics::Iterator { net: m, .. } => (&m.layers, &[]),
+            Dynamics::PolyOde { net } => (&net.u, core::slice::from_ref(&net.c)),
+        };
+        mlp.iter().chain(poly)
+    }
+
     /// Whether the state follows a vector field integrated by the solver (not an iterator map).
     pub fn is_continuous(&self) -> bool {
         !matches!(self, Dynamics::Iterator { .. })

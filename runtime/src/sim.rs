@@ -55,7 +55,7 @@ impl SimConfig {
     /// shrinks by a factor `O(h)` or better per iteration from the zero start, below the method's
     /// own error by the second or third (`tests/implicit.rs` checks the orders with this count).
     /// On paper 002's stiff van der Pol (mu = 1000, t in [0, 2000], h = 1e-3), measured per step
-    /// against 30 iterations to 1e-7: of 2e6 steps all but about 250 need one iteration; with
+    /// against 30 iterations to 1e-7: of 2e6 steps all but 250 to 500 need one iteration; with
     /// four, Radau IIA 3 and 5 converge on every step, backward Euler and the trapezoid rule on
     /// all but 6 and 4 steps of the relaxation jump. At much larger steps across such a jump
     /// no fixed count suffices (undamped Newton), so the step size has to resolve it.
