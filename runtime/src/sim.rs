@@ -5,7 +5,14 @@
 //! map evaluation for an iterator net), clamps it into the model's bounds and checks it is finite.
 
 use crate::error::SimError;
+use crate::implicit::ImplicitTableau;
+#[cfg(feature = "implicit")]
 use crate::implicit::{implicit_step, NewtonFailure};
+
+/// Why an implicit solver is refused by a build without the `implicit` feature.
+#[cfg(not(feature = "implicit"))]
+const IMPLICIT_FEATURE: &str =
+    "solver (implicit solvers need the runtime's `implicit` feature, 6.6 KB of flash)";
 use crate::limits::{MAX_NEWTON_ITERS, MAX_STATES, MAX_SUBSTEPS};
 use crate::model::{Dynamics, IteratorForm, Model, Readout};
 use crate::solver::{rk_step, Solver};
@@ -142,6 +149,7 @@ fn eval_net(model: &Model<'_>, a: &mut [f32], b: &mut [f32], x: &[f32], vs: f32,
 ///
 /// Public so tests and host tools can check it against finite differences: `a` and `b` hold
 /// [`Model::max_width`] values each.
+#[cfg(feature = "implicit")]
 #[allow(clippy::too_many_arguments)]
 pub fn field_jacobian(
     model: &Model<'_>,
@@ -214,8 +222,11 @@ pub struct Simulator<'m, 'a, 's> {
     tmp: &'s mut [f32],
     k: &'s mut [f32],
     /// Newton workspace, Jacobian work and the full Jacobian (empty for explicit solvers).
+    #[cfg_attr(not(feature = "implicit"), allow(dead_code))]
     newton: &'s mut [f32],
+    #[cfg_attr(not(feature = "implicit"), allow(dead_code))]
     jac_work: &'s mut [f32],
+    #[cfg_attr(not(feature = "implicit"), allow(dead_code))]
     jfull: &'s mut [f32],
     step: u32,
     clamped: u32,
@@ -258,6 +269,12 @@ impl<'m, 'a, 's> Simulator<'m, 'a, 's> {
             Some(t) if continuous => Some(t),
             _ => None,
         };
+        #[cfg(not(feature = "implicit"))]
+        if implicit.is_some() {
+            return Err(SimError::InvalidConfig {
+                what: IMPLICIT_FEATURE,
+            });
+        }
         if implicit.is_some()
             && (config.newton_iters == 0 || config.newton_iters > MAX_NEWTON_ITERS)
         {
@@ -395,36 +412,7 @@ impl<'m, 'a, 's> Simulator<'m, 'a, 's> {
                 let h = self.config.dt / m as f32;
                 let dvs = vs_next - vs_now;
                 if let Some(tab) = self.config.solver.implicit_tableau_f32() {
-                    let iters = self.config.newton_iters;
-                    for s in 0..m {
-                        let (a, b) = (&mut *self.a, &mut *self.b);
-                        let (work, jfull) = (&mut *self.jac_work, &mut *self.jfull);
-                        implicit_step::<f32, NewtonFailure>(
-                            tab,
-                            h,
-                            iters,
-                            self.x,
-                            self.newton,
-                            self.x_next,
-                            |c, xs, dx, jac| {
-                                let frac = (s as f32 + c) / m as f32;
-                                let v = vs_now + frac * dvs;
-                                match jac {
-                                    Some(j) => {
-                                        field_jacobian(model, a, b, work, jfull, xs, v, dx, j)
-                                    }
-                                    None => eval_net(model, a, b, xs, v, dx),
-                                }
-                                Ok(())
-                            },
-                        )
-                        .map_err(|reason| SimError::NewtonFailed {
-                            step: self.step,
-                            reason,
-                        })?;
-                        self.x.copy_from_slice(self.x_next);
-                        self.clamp();
-                    }
+                    self.step_implicit(tab, vs_now, dvs)?;
                 } else {
                     let tab = self.config.solver.tableau_f32();
                     for s in 0..m {
@@ -507,6 +495,61 @@ impl<'m, 'a, 's> Simulator<'m, 'a, 's> {
             xr.copy_from_slice(self.x);
         }
         Ok(())
+    }
+
+    /// `substeps` implicit steps over one sample interval (see [`implicit_step`]).
+    #[cfg(feature = "implicit")]
+    fn step_implicit(
+        &mut self,
+        tab: &ImplicitTableau<f32>,
+        vs_now: f32,
+        dvs: f32,
+    ) -> Result<(), SimError> {
+        let model = self.model;
+        let m = self.config.substeps;
+        let h = self.config.dt / m as f32;
+        let iters = self.config.newton_iters;
+        for s in 0..m {
+            let (a, b) = (&mut *self.a, &mut *self.b);
+            let (work, jfull) = (&mut *self.jac_work, &mut *self.jfull);
+            implicit_step::<f32, NewtonFailure>(
+                tab,
+                h,
+                iters,
+                self.x,
+                self.newton,
+                self.x_next,
+                |c, xs, dx, jac| {
+                    let frac = (s as f32 + c) / m as f32;
+                    let v = vs_now + frac * dvs;
+                    match jac {
+                        Some(j) => field_jacobian(model, a, b, work, jfull, xs, v, dx, j),
+                        None => eval_net(model, a, b, xs, v, dx),
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(|reason| SimError::NewtonFailed {
+                step: self.step,
+                reason,
+            })?;
+            self.x.copy_from_slice(self.x_next);
+            self.clamp();
+        }
+        Ok(())
+    }
+
+    /// Without the `implicit` feature [`Simulator::new`] refuses implicit solvers.
+    #[cfg(not(feature = "implicit"))]
+    fn step_implicit(
+        &mut self,
+        _tab: &ImplicitTableau<f32>,
+        _vs_now: f32,
+        _dvs: f32,
+    ) -> Result<(), SimError> {
+        Err(SimError::InvalidConfig {
+            what: IMPLICIT_FEATURE,
+        })
     }
 
     fn clamp(&mut self) {

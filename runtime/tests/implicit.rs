@@ -783,3 +783,72 @@ fn pi_net_spec_json_round_trips_and_refuses_activations() {
     ));
     let _ = Model::decode;
 }
+
+#[test]
+fn batch_path_refuses_implicit_solvers_and_pi_nets() {
+    use odeflash_runtime::batch::{simulate_batch, BatchError, BatchOptions, Input};
+    let drive = vec![0.1f32; 8];
+    let inputs = [Input::new(&drive)];
+    let single = examples::single_nn_memode(&[4], 1).encode(Quant::F32);
+    let single = single.model().unwrap();
+    let poly = examples::poly_ode(2, 2, 4, 1.0, 1).encode(Quant::F32);
+    let poly = poly.model().unwrap();
+    let refused = |m: &Model<'_>, s: Solver| {
+        matches!(
+            simulate_batch(
+                m,
+                SimConfig::new(1e-3, s, 1),
+                &inputs,
+                BatchOptions::default()
+            ),
+            Err(BatchError::Config {
+                trajectory: 0,
+                error: SimError::InvalidConfig { .. }
+            })
+        )
+    };
+    assert!(refused(&single, Solver::Radau3));
+    assert!(refused(&poly, Solver::Rk4));
+    assert!(!refused(&single, Solver::Rk4));
+}
+
+#[test]
+fn cost_adds_up_and_explicit_costs_are_unchanged() {
+    let models = [
+        ("single-nn 2-8-8-1", examples::single_nn_memode(&[8, 8], 7)),
+        (
+            "dual-nn 3 states",
+            examples::dual_nn_memode(&[16, 16], 8, 3, 3),
+        ),
+        (
+            "poly-ode 2 states deg 3 w 8",
+            examples::poly_ode(2, 3, 8, 20.0, 13),
+        ),
+    ];
+    for (name, spec) in models {
+        let blob = spec.encode(Quant::F32);
+        let model = blob.model().unwrap();
+        for solver in Solver::EVERY {
+            let c = model.cost(solver, 1);
+            assert_eq!(
+                c.macs_per_step,
+                c.evals_per_step * c.macs_per_eval
+                    + c.jacobians_per_step * c.macs_per_jacobian
+                    + c.newton_macs_per_step
+                    + model.readout_macs(),
+                "{name} {solver:?}"
+            );
+            if !solver.is_implicit() {
+                assert_eq!((c.newton_iters, c.jacobians_per_step), (0, 0));
+                assert_eq!(c.evals_per_step, solver.stages() as u32);
+            }
+            println!(
+                "{name:<28} {:<14} scratch {:>6} B  evals {:>2}  MACs/step {:>7}",
+                solver.cli_name(),
+                c.scratch_bytes,
+                c.evals_per_step,
+                c.macs_per_step
+            );
+        }
+    }
+}
