@@ -19,6 +19,8 @@
 //!   an analytic (forward-tangent) Jacobian.
 //!
 //! ```
+//! # #[cfg(not(feature = "std"))] fn main() {} // the example blob is built by the std encoder
+//! # #[cfg(feature = "std")]
 //! # fn main() -> Result<(), odeflash_runtime::Error> {
 //! use odeflash_runtime::{Model, SimConfig, Simulator, Solver};
 //! # let blob = odeflash_runtime::doc_example_blob();
