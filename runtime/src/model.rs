@@ -413,8 +413,9 @@ impl PiNet<'_> {
                     *t = layer.weight(r, j) * hv + (pv + 1.0) * *t;
                 }
             }
+            // `b` holds `max_width >= n_out` values; the width may be below the output count.
             let n_out = self.n_out();
-            if let Some(y) = p.get_mut(..n_out) {
+            if let Some(y) = b.get_mut(..n_out) {
                 self.c.linear(h, y);
                 for (r, &yv) in y.iter().enumerate() {
                     if let Some(jv) = jac.get_mut(r * dirs + j) {

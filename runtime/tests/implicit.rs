@@ -432,6 +432,12 @@ fn jacobian_models() -> Vec<(&'static str, ModelSpec, Quant)> {
             examples::poly_ode(3, 4, 8, 5.0, 2),
             Quant::Int8,
         ),
+        // Narrower than its state count.
+        (
+            "poly-ode narrow",
+            examples::poly_ode(3, 3, 2, 5.0, 4),
+            Quant::F32,
+        ),
     ]
 }
 
