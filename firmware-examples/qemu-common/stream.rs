@@ -183,6 +183,7 @@ fn run() -> ExitStatus {
         dt: params::DT,
         solver: params::SOLVER,
         substeps: params::SUBSTEPS,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     info!(
         "config dt {=f32} amplitude {=f32} phase_step {=f32} samples {=u32}",

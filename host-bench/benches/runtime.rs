@@ -25,6 +25,7 @@ const CONFIG: SimConfig = SimConfig {
     dt: 1e-4,
     solver: Solver::Rk4,
     substeps: 1,
+    newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
 };
 
 fn models() -> Vec<(&'static str, AlignedBlob)> {

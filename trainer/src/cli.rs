@@ -271,6 +271,14 @@ pub enum SolverArg {
     Rk5,
     /// Dormand-Prince 5, order 5.
     Dopri5,
+    /// Backward Euler, implicit, order 1 (fixed Newton iterations).
+    BackwardEuler,
+    /// Implicit trapezoid rule, order 2.
+    Trapezoid,
+    /// Radau IIA, implicit, order 3.
+    Radau3,
+    /// Radau IIA, implicit, order 5.
+    Radau5,
 }
 
 impl From<SolverArg> for Solver {
@@ -281,6 +289,10 @@ impl From<SolverArg> for Solver {
             SolverArg::Rk4 => Solver::Rk4,
             SolverArg::Rk5 => Solver::Tsit5,
             SolverArg::Dopri5 => Solver::Dopri5,
+            SolverArg::BackwardEuler => Solver::BackwardEuler,
+            SolverArg::Trapezoid => Solver::Trapezoid,
+            SolverArg::Radau3 => Solver::Radau3,
+            SolverArg::Radau5 => Solver::Radau5,
         }
     }
 }

@@ -209,6 +209,7 @@ pub fn run_decoded(
             .unwrap_or_else(|| trajs.first().map_or(1.0, |t| t.dt as f32)),
         solver,
         substeps,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     let inputs: Vec<Input<'_>> = trajs
         .iter()

@@ -111,10 +111,7 @@ fn read_output(path: &Path) -> (String, Vec<f64>, Vec<Vec<f32>>) {
 /// Multiply-accumulates of one evaluation, from the spec's layer shapes alone.
 fn spec_macs(spec: &ModelSpec) -> (usize, usize) {
     let sum = |m: &MlpSpec| m.layers.iter().map(|l| l.inputs * l.outputs).sum::<usize>();
-    let state = sum(match &spec.dynamics {
-        DynamicsSpec::Ode { f } => f,
-        DynamicsSpec::Iterator { net, .. } => net,
-    });
+    let state = spec.dynamics_macs();
     let readout = match &spec.readout {
         ReadoutSpec::Net { g, .. } => sum(g),
         _ => 0,
@@ -327,6 +324,7 @@ fn simulate_equals_simulator_run_exactly() {
             dt,
             solver,
             substeps,
+            newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
         };
         let mut scratch = vec![0.0; model.cost(solver, substeps).scratch_f32];
         let mut sim = Simulator::new(&model, cfg, &mut scratch).expect("sim");

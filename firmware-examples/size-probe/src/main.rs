@@ -1,5 +1,6 @@
-//! Links the whole runtime (decoder, every activation, every solver, f32 and int8 kernels) and
-//! nothing else, so `cargo xtask size` reports what the runtime costs in flash without a model.
+//! Links the whole runtime (decoder, every activation, every solver, explicit and implicit, f32
+//! and int8 kernels) and nothing else, so `cargo xtask size` reports what the runtime costs in
+//! flash without a model.
 //! The model is read from a fixed flash address at run time, so no model bytes are linked.
 #![no_std]
 #![no_main]
@@ -28,13 +29,18 @@ fn main() -> ! {
         1 => Solver::Heun,
         2 => Solver::Rk4,
         3 => Solver::Tsit5,
-        _ => Solver::Dopri5,
+        4 => Solver::Dopri5,
+        5 => Solver::BackwardEuler,
+        6 => Solver::Trapezoid,
+        7 => Solver::Radau3,
+        _ => Solver::Radau5,
     };
     if let Ok(model) = Model::decode(blob) {
         let cfg = SimConfig {
             dt: model.iterator_dt().unwrap_or(1e-3),
             solver,
             substeps: 1,
+            newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
         };
         // SAFETY: single-threaded firmware, the only reference to SCRATCH.
         let scratch = unsafe { &mut *addr_of_mut!(SCRATCH) };

@@ -1,5 +1,6 @@
 //! Any byte string: decoding returns a model or a typed error, and a decoded model runs a few
-//! steps under every solver without panicking. Seed the corpus with `runtime/tests/golden/*.ofm`.
+//! steps under every solver, explicit and implicit, without panicking. Seed the corpus with
+//! `runtime/tests/golden/*.ofm`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,13 +11,14 @@ fuzz_target!(|data: &[u8]| {
     let Ok(model) = Model::decode(blob.as_bytes()) else {
         return;
     };
-    for solver in Solver::ALL {
+    for solver in Solver::EVERY {
         let cost = model.cost(solver, 2);
         let mut scratch = vec![0.0f32; cost.scratch_f32];
         let cfg = SimConfig {
             dt: model.iterator_dt().unwrap_or(1e-3),
             solver,
             substeps: if model.iterator_dt().is_some() { 1 } else { 2 },
+            newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
         };
         if let Ok(mut sim) = Simulator::new(&model, cfg, &mut scratch) {
             let _ = sim.observe(0.5);

@@ -35,13 +35,7 @@ pub fn run(args: &InspectArgs, out: &mut dyn Write) -> Result<(), Error> {
 
 /// CLI name of a solver.
 pub fn solver_name(s: Solver) -> &'static str {
-    match s {
-        Solver::Euler => "euler",
-        Solver::Heun => "heun",
-        Solver::Rk4 => "rk4",
-        Solver::Tsit5 => "rk5",
-        Solver::Dopri5 => "dopri5",
-    }
+    s.cli_name()
 }
 
 fn activation(a: Activation) -> String {
@@ -60,11 +54,10 @@ fn precision(l: &Layer<'_>) -> &'static str {
 }
 
 fn quantization(model: &Model<'_>) -> &'static str {
-    let mut nets = vec![model.dynamics.net()];
+    let mut layers: Vec<&Layer<'_>> = model.dynamics.layers().collect();
     if let Readout::Net { g, .. } = &model.readout {
-        nets.push(g);
+        layers.extend(g.layers.iter());
     }
-    let layers: Vec<&Layer<'_>> = nets.iter().flat_map(|n| n.layers.iter()).collect();
     let int8 = layers.iter().filter(|l| precision(l) == "int8").count();
     if int8 == 0 {
         "f32"
@@ -150,7 +143,7 @@ pub fn report(file: &str, model: &Model<'_>) -> String {
             };
             format!("{dt} s ({form} form)")
         }
-        Dynamics::Ode { .. } => "none (continuous-time ODE)".into(),
+        Dynamics::Ode { .. } | Dynamics::PolyOde { .. } => "none (continuous-time ODE)".into(),
     };
     kv(&mut s, "iterator dt", &iterator);
     kv(&mut s, "quantization", &quantization(model));
@@ -158,6 +151,17 @@ pub fn report(file: &str, model: &Model<'_>) -> String {
     match &model.dynamics {
         Dynamics::Ode { f } => net(&mut s, "f (vector field: [x, u] -> dx/dt)", f),
         Dynamics::Iterator { net: m, .. } => net(&mut s, "net (map: [x[n], u[n]] -> x[n+1])", m),
+        Dynamics::PolyOde { net: p } => {
+            let _ = writeln!(
+                s,
+                "  f (Π-net V1 vector field: [x, u] -> dx/dt): degree {}, {} -> {} -> {}, {} MACs",
+                p.degree(),
+                p.n_in(),
+                p.width(),
+                p.n_out(),
+                p.macs()
+            );
+        }
     }
     if let Readout::Net { g, .. } = &model.readout {
         net(&mut s, "g (memductance: x -> (0, 1))", g);
@@ -165,7 +169,7 @@ pub fn report(file: &str, model: &Model<'_>) -> String {
 
     let cost = model.cost(DEFAULT_SOLVER, 1);
     kv(&mut s, "flash", &format!("{} bytes", cost.flash_bytes));
-    let state_macs = model.dynamics.net().macs();
+    let state_macs = model.dynamics.macs();
     let readout_macs = model.readout_macs();
     kv(
         &mut s,
@@ -176,7 +180,7 @@ pub fn report(file: &str, model: &Model<'_>) -> String {
         ),
     );
     match &model.dynamics {
-        Dynamics::Ode { .. } => {
+        Dynamics::Ode { .. } | Dynamics::PolyOde { .. } => {
             kv(
                 &mut s,
                 "MACs per step",
@@ -199,18 +203,19 @@ pub fn report(file: &str, model: &Model<'_>) -> String {
             );
             let _ = writeln!(
                 s,
-                "by solver (1 substep; sub-steps multiply MACs, not RAM):"
+                "by solver (1 substep; sub-steps multiply MACs, not RAM; implicit ones at {} Newton iterations):",
+                odeflash_runtime::SimConfig::DEFAULT_NEWTON_ITERS
             );
             let _ = writeln!(
                 s,
-                "  {:<8} {:>6} {:>14} {:>14}",
+                "  {:<14} {:>6} {:>14} {:>14}",
                 "solver", "stages", "scratch bytes", "MACs per step"
             );
-            for solver in Solver::ALL {
+            for solver in Solver::EVERY {
                 let c = model.cost(solver, 1);
                 let _ = writeln!(
                     s,
-                    "  {:<8} {:>6} {:>14} {:>14}",
+                    "  {:<14} {:>6} {:>14} {:>14}",
                     solver_name(solver),
                     solver.stages(),
                     c.scratch_bytes,

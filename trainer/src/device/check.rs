@@ -154,12 +154,12 @@ fn host_run(
 }
 
 fn is_int8(model: &Model<'_>) -> bool {
-    let mut nets = vec![model.dynamics.net()];
+    let mut layers: Vec<&odeflash_runtime::Layer<'_>> = model.dynamics.layers().collect();
     if let Readout::Net { g, .. } = &model.readout {
-        nets.push(g);
+        layers.extend(g.layers.iter());
     }
-    nets.iter()
-        .flat_map(|n| n.layers.iter())
+    layers
+        .iter()
         .any(|l| matches!(l.weights, Weights::Int8 { .. }))
 }
 
@@ -321,6 +321,7 @@ pub fn check(opts: &CheckOptions) -> Result<Report, Error> {
         dt,
         solver: opts.solver,
         substeps: opts.substeps,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
 
     // The host first: it refuses what the device would (an iterator net at another interval, a

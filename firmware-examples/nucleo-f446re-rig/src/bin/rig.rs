@@ -123,6 +123,7 @@ fn main() -> ! {
         dt,
         solver: Solver::Rk4,
         substeps: 1,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     // SAFETY: the only reference to SCRATCH.
     let scratch = unsafe { &mut *addr_of_mut!(SCRATCH) };
