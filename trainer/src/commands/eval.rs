@@ -9,7 +9,9 @@ use odeflash_runtime::limits::MAX_SUBSTEPS;
 use odeflash_runtime::Solver;
 
 use crate::cli::SolverArg;
-use crate::memristor::eval::{self as ev, Candidate, LoadOptions, Report, Warmup, WarmupMode};
+use crate::memristor::eval::{
+    self as ev, Candidate, Host, LoadOptions, Report, Warmup, WarmupMode,
+};
 use crate::Error;
 
 /// `odeflash eval`.
@@ -56,6 +58,14 @@ pub struct EvalArgs {
         value_parser = clap::value_parser!(u16).range(1..=MAX_SUBSTEPS as i64)
     )]
     pub substeps: u16,
+    /// Worker threads of the neural models' simulation (0: all cores); baselines run on one.
+    /// Generation times compare at the default.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Neural models: fused multiply-adds (the host's fastest path; results differ from the
+    /// device's by rounding).
+    #[arg(long)]
+    pub fma: bool,
     /// Evaluate models trained or fitted on a dataset whose trajectories or split differ from
     /// this one's.
     #[arg(long)]
@@ -73,6 +83,10 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
     let warmup = Warmup {
         mode: args.warmup,
         periods: args.warmup_periods,
+    };
+    let host = Host {
+        threads: args.threads,
+        fma: args.fma,
     };
     // The same warm-up samples as training's validation (`train_memristor::dataset`).
     let (ds, as_trained) =
@@ -137,7 +151,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
     let mut responses = Vec::with_capacity(cands.len());
     let mut models = Vec::with_capacity(cands.len());
     for c in &cands {
-        let (resp, secs) = ev::simulate(c, &ds, &warmup)?;
+        let (resp, secs) = ev::simulate(c, &ds, &warmup, &host)?;
         let scores: Vec<ev::Score> = order
             .iter()
             .map(|&k| ev::score(&ds.trajectories[k], &resp[k], skip_of(&ds.trajectories[k])))
@@ -179,6 +193,8 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
         data: ds.dir.clone(),
         warmup,
         warmup_text: warmup.describe(),
+        host,
+        simulation_text: host.describe(),
         trajectories,
         models,
         plotted: plotted.name.clone(),
@@ -210,6 +226,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
             plotted,
             skip,
             &warmup,
+            &host,
         )?;
         used_names.push(name.clone());
         report.figures.push(name);
@@ -233,6 +250,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
 
     let w = |e| Error::Stdout(e);
     writeln!(out, "warm-up: {}", report.warmup_text).map_err(w)?;
+    writeln!(out, "simulation: {}", report.simulation_text).map_err(w)?;
     writeln!(
         out,
         "{:<32} {:>11} {:>11} {:>11} {:>12} {:>12}",
@@ -258,9 +276,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
     }
     writeln!(
         out,
-        "wrote {}, {} and {} figure(s) to {}",
-        "report.md",
-        "report.json",
+        "wrote report.md, report.json and {} figure(s) to {}",
         report.figures.len(),
         args.out.display()
     )

@@ -15,7 +15,8 @@
 //!
 //! Neural models (runs and `.ofm` files) run in the runtime's f32 path, bit-identical to the
 //! device's `Simulator` (portable arithmetic), with the series resistor of each trajectory;
-//! baselines run through [`baseline::evaluate`]. Both on one thread, so generation times compare.
+//! baselines run through [`baseline::evaluate`]. Both on one thread by default, so generation
+//! times compare ([`Host`] trades that for the host's fastest batched path).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -106,7 +107,7 @@ pub enum Engine {
     /// In the runtime.
     Runtime {
         /// The model (its circuit is set per trajectory).
-        spec: ModelSpec,
+        spec: Box<ModelSpec>,
         /// Weight storage.
         quant: Quant,
         /// Fixed-step method.
@@ -336,7 +337,7 @@ fn load_run(dir: &Path, ds: &MemristorDataset, opts: &LoadOptions) -> Result<Can
         source: dir.to_path_buf(),
         origin: Origin::Run,
         engine: Engine::Runtime {
-            spec,
+            spec: Box::new(spec),
             quant: Quant::F32,
             solver,
             substeps,
@@ -369,6 +370,15 @@ fn load_model_file(path: &Path, opts: &LoadOptions) -> Result<Candidate, Error> 
     } else {
         Quant::F32
     };
+    // Each trajectory's series resistor goes in by re-encoding: it must give back this file.
+    let mut notes = Vec::new();
+    if spec.try_encode(quant).map(|b| b.as_bytes().to_vec()).ok() != Some(blob.as_bytes().to_vec())
+    {
+        notes.push(format!(
+            "{}: re-encoding the model with another series resistor does not reproduce the file              bit for bit (weights rounded again)",
+            path.display()
+        ));
+    }
     let kind = paper_kind(m.kind());
     Ok(Candidate {
         label: kind.into(),
@@ -376,7 +386,7 @@ fn load_model_file(path: &Path, opts: &LoadOptions) -> Result<Candidate, Error> 
         source: path.to_path_buf(),
         origin: Origin::ModelFile,
         engine: Engine::Runtime {
-            spec,
+            spec: Box::new(spec),
             quant,
             solver: opts.solver,
             substeps: opts.substeps,
@@ -385,7 +395,7 @@ fn load_model_file(path: &Path, opts: &LoadOptions) -> Result<Candidate, Error> 
         epochs_trained: None,
         training_seconds: None,
         run: None,
-        notes: Vec::new(),
+        notes,
     })
 }
 
@@ -535,8 +545,58 @@ pub struct Response {
     pub i: Vec<f64>,
 }
 
+/// How the runtime runs on the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    /// Worker threads (0: all cores). Baselines always run on one.
+    pub threads: usize,
+    /// Fused multiply-adds: faster, different from the device by rounding.
+    pub fma: bool,
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Host {
+            threads: 1,
+            fma: false,
+        }
+    }
+}
+
+impl Host {
+    fn options(&self) -> BatchOptions {
+        BatchOptions {
+            threads: self.threads,
+            arith: if self.fma {
+                Arith::Auto
+            } else {
+                Arith::Portable
+            },
+        }
+    }
+
+    /// One sentence for the report header.
+    pub fn describe(&self) -> String {
+        let threads = match self.threads {
+            0 => "all cores".to_string(),
+            1 => "one thread".to_string(),
+            n => format!("{n} threads"),
+        };
+        let arith = if self.fma {
+            "fused multiply-adds (differs from the device by rounding)"
+        } else {
+            "the device's arithmetic, bit for bit"
+        };
+        format!(
+            "neural models in the odeflash runtime's batched f32 path on {threads}, {arith}; \
+             baselines by their fit's integrator on one thread"
+        )
+    }
+}
+
 /// Runs a runtime model over trajectories, each with its own series resistor and sample
-/// interval, on one thread with the device's arithmetic; `source` names the model in errors.
+/// interval; `source` names the model in errors.
+#[allow(clippy::too_many_arguments)]
 pub fn run_runtime(
     spec: &ModelSpec,
     quant: Quant,
@@ -544,6 +604,7 @@ pub fn run_runtime(
     substeps: u16,
     trajs: &[&MemristorTrajectory],
     warmup: &Warmup,
+    host: &Host,
     source: &Path,
 ) -> Result<Vec<Response>, Error> {
     let mut out = vec![Response::default(); trajs.len()];
@@ -593,11 +654,7 @@ pub fn run_runtime(
             solver,
             substeps,
         };
-        let opts = BatchOptions {
-            threads: 1,
-            arith: Arith::Portable,
-        };
-        let res = simulate_batch(&m, cfg, &inputs, opts).map_err(|e| match e {
+        let res = simulate_batch(&m, cfg, &inputs, host.options()).map_err(|e| match e {
             BatchError::Config { trajectory, error } => Error::Input(format!(
                 "{}: cannot run on {}: {error}",
                 source.display(),
@@ -627,6 +684,7 @@ pub fn simulate(
     c: &Candidate,
     ds: &MemristorDataset,
     warmup: &Warmup,
+    host: &Host,
 ) -> Result<(Vec<Response>, f64), Error> {
     match &c.engine {
         Engine::Runtime {
@@ -637,7 +695,9 @@ pub fn simulate(
         } => {
             let trajs: Vec<&MemristorTrajectory> = ds.trajectories.iter().collect();
             let start = Instant::now();
-            let r = run_runtime(spec, *quant, *solver, *substeps, &trajs, warmup, &c.source)?;
+            let r = run_runtime(
+                spec, *quant, *solver, *substeps, &trajs, warmup, host, &c.source,
+            )?;
             Ok((r, start.elapsed().as_secs_f64()))
         }
         Engine::Compact { model, integrator } => {
@@ -764,6 +824,10 @@ pub struct Report {
     pub warmup: Warmup,
     /// The warm-up, in words.
     pub warmup_text: String,
+    /// How the runtime ran.
+    pub host: Host,
+    /// The simulation, in words.
+    pub simulation_text: String,
     /// Trajectories in Table I order (amplitude, frequency, series resistor).
     pub trajectories: Vec<TrajectoryRow>,
     /// Models, in the order given.
@@ -815,9 +879,8 @@ pub fn markdown(r: &Report) -> String {
         s,
         "{n} trajectories ({samples} samples). Scores: L_b = NMSE(v) + NMSE(i) per trajectory \
          (paper 000 eq. 3-5), each channel normalized by the unbiased variance of its measured \
-         record.\n\nWarm-up: {}.\n\nSimulation: neural models in the odeflash runtime (f32 path, \
-         the device's arithmetic), baselines by their fit's integrator; one thread each.\n",
-        r.warmup_text
+         record.\n\nWarm-up: {}.\n\nSimulation: {}.\n",
+        r.warmup_text, r.simulation_text
     );
     let _ = writeln!(s, "## Models\n");
     let _ = writeln!(
@@ -1078,9 +1141,9 @@ pub fn fig6_epochs(
         }
         None if have.len() <= 4 => Ok(have),
         None => {
+            // Evenly spread by position: the first, the last and two between (round(k n / 3)).
             let n = have.len() - 1;
             let mut pick: Vec<u64> = (0..4).map(|k| have[(k * n + 1) / 3]).collect();
-            pick[0] = have[0];
             pick.dedup();
             Ok(pick)
         }
@@ -1112,6 +1175,7 @@ pub fn figure_6(
     t: &MemristorTrajectory,
     skip: usize,
     warmup: &Warmup,
+    host: &Host,
 ) -> Result<(), Error> {
     let Engine::Runtime {
         solver, substeps, ..
@@ -1159,7 +1223,16 @@ pub fn figure_6(
         let ck = Checkpoint::load_file(file)?;
         let values = checkpoint_values(&ctx.model, &ck, file)?;
         let spec = ctx.model.to_spec(&values);
-        let r = run_runtime(&spec, Quant::F32, *solver, *substeps, &[t], warmup, file)?;
+        let r = run_runtime(
+            &spec,
+            Quant::F32,
+            *solver,
+            *substeps,
+            &[t],
+            warmup,
+            host,
+            file,
+        )?;
         let lb = score(t, &r[0], skip).lb;
         loops.push(Panel::new(
             format!("epoch {e}: L_b {}", sci(lb)),
@@ -1275,7 +1348,7 @@ mod tests {
             .map(|&e| (e, PathBuf::from(format!("{e}"))))
             .collect();
         let run = Path::new("run");
-        assert_eq!(fig6_epochs(run, &saved, None).unwrap(), [1, 8, 32, 100]);
+        assert_eq!(fig6_epochs(run, &saved, None).unwrap(), [1, 4, 32, 100]);
         assert_eq!(fig6_epochs(run, &saved, Some(&[2, 64])).unwrap(), [2, 64]);
         let msg = fig6_epochs(run, &saved, Some(&[3]))
             .unwrap_err()
@@ -1286,7 +1359,7 @@ mod tests {
     }
 
     #[test]
-    fn labels_are_unique() {
+    fn slug_is_file_safe() {
         assert_eq!(slug("SingleNN-MemODE (run a)"), "singlenn-memode-run-a");
     }
 }
