@@ -364,6 +364,26 @@ mod memristor {
             &rep,
         ]);
 
+        // A run trained on a copy of the data whose split differs from the evaluated one.
+        let moved = f.dir.join("moved");
+        std::fs::create_dir(&moved).unwrap();
+        for e in std::fs::read_dir(&f.data).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, moved.join(p.file_name().unwrap())).unwrap();
+        }
+        let manifest = moved.join("manifest.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(
+            &manifest,
+            text.replacen("split = \"train\"", "split = \"validation\"", 1),
+        )
+        .unwrap();
+        let err = fails(&[&"eval", &"--data", &moved, &f.run, &"--out", &rep]);
+        assert!(
+            err.contains("job.json") && err.contains("--allow-other-data"),
+            "{err}"
+        );
+
         // Neither a run nor a fit; a file that is not a model.
         let err = fails(&[
             &"eval",
