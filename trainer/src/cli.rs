@@ -37,6 +37,9 @@ pub enum Command {
     /// Fits a classical compact memristor model (MMS or GMMS) by differential evolution and
     /// L-BFGS-B, as the paper's baselines.
     Baseline(crate::memristor::cli::BaselineArgs),
+    /// Scores memristor runs, model files and baseline fits on a rig dataset: L_b per trajectory
+    /// and per split, training and generation times, figures (paper 000 Tables I-II, Fig. 6-8).
+    Eval(crate::commands::eval::EvalArgs),
     /// Builds the QEMU firmware example with a model, runs it, and checks it against the host:
     /// differences, flash, RAM, instructions per step.
     DeviceCheck(crate::commands::device_check::DeviceCheckArgs),

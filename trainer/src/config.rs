@@ -190,6 +190,10 @@ pub struct TrainConfig {
     pub continuity_weight: f64,
     /// Global gradient-norm clipping (none when absent).
     pub clip_norm: Option<f64>,
+    /// Epochs whose parameters are kept in `snapshots/` (for figures of the model at chosen
+    /// epochs, paper 000 Fig. 6); when absent, the powers of two and the last epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_epochs: Option<Vec<u64>>,
 }
 
 impl Default for TrainConfig {
@@ -203,6 +207,18 @@ impl Default for TrainConfig {
             window_start: WindowStart::Data,
             continuity_weight: 1.0,
             clip_norm: Some(10.0),
+            snapshot_epochs: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Whether the parameters after `epoch` (1-based) go into `snapshots/`: the listed epochs, or
+    /// by default 1, 2, 4, 8, ... and the last (a handful per run, spread over a log axis).
+    pub fn is_snapshot_epoch(&self, epoch: u64) -> bool {
+        match &self.snapshot_epochs {
+            Some(list) => list.contains(&epoch),
+            None => epoch.is_power_of_two() || epoch == self.epochs,
         }
     }
 }
@@ -341,5 +357,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.net.widths(), vec![64, 128, 128, 64]);
+    }
+
+    #[test]
+    fn snapshot_epochs() {
+        let mut t = TrainConfig {
+            epochs: 100,
+            ..TrainConfig::default()
+        };
+        let picked: Vec<u64> = (0..=120).filter(|&e| t.is_snapshot_epoch(e)).collect();
+        assert_eq!(picked, [1, 2, 4, 8, 16, 32, 64, 100]);
+        t.snapshot_epochs = Some(vec![3, 7]);
+        assert!(t.is_snapshot_epoch(7) && !t.is_snapshot_epoch(8) && !t.is_snapshot_epoch(100));
+        // The default leaves the resolved config.toml (and so the resume hash) as it was.
+        assert!(!Experiment::default().to_toml().contains("snapshot"));
+        let e = Experiment::parse(Path::new("x.toml"), "[train]\nsnapshot_epochs = [5]\n").unwrap();
+        assert_eq!(e.train.snapshot_epochs, Some(vec![5]));
     }
 }

@@ -49,6 +49,7 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
             memristor::cli::run_synth(&args, &mut out)
         }
         cli::Command::Baseline(args) => memristor::cli::run_baseline(&args, &mut out),
+        cli::Command::Eval(args) => commands::eval::run(&args, &mut out),
         cli::Command::Data(cli::DataCommand::SynthOscillator(args)) => {
             crate::data::Oscillator::default().write_dataset(
                 &args.out,

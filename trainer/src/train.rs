@@ -624,6 +624,9 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
         let improved = ck.observe_val_loss(val_loss);
         best = ck.best_val_loss;
         ck.save(job.dir.path())?;
+        if exp.train.is_snapshot_epoch(epoch + 1) {
+            job.dir.save_snapshot(&ck)?;
+        }
         if improved {
             ck.save_best(job.dir.path())?;
         }

@@ -1,6 +1,7 @@
 //! The subcommands.
 
 pub mod device_check;
+pub mod eval;
 pub mod export;
 pub mod import;
 pub mod inspect;

@@ -6,7 +6,9 @@
 //! - `metrics.jsonl` and `metrics.csv`: one record per epoch ([`MetricsWriter`]),
 //! - `checkpoint.json` (every epoch) and `best.json` (when validation improves)
 //!   ([`Checkpoint`]),
-//! - `learning_curve.png` ([`plot::learning_curve`]).
+//! - `learning_curve.png` ([`plot::learning_curve`]),
+//! - `snapshots/epoch_NNNNNN.json`: the parameters at chosen epochs
+//!   (`train.snapshot_epochs`, [`RunDir::save_snapshot`]).
 //!
 //! A training loop also polls [`Interrupt`] after each batch (Ctrl-C: checkpoint, then stop) and
 //! reports through [`Progress`].
@@ -27,6 +29,6 @@ pub use checkpoint::{Checkpoint, ParamTensor};
 pub use error::RunError;
 pub use interrupt::Interrupt;
 pub use metrics::{MetricsWriter, Record};
-pub use plot::{PlotOptions, Series};
+pub use plot::{Panel, PlotOptions, Series};
 pub use progress::Progress;
 pub use rundir::RunDir;

@@ -52,6 +52,8 @@ pub struct Series {
     /// Palette index (0–9, wraps); `None` takes the series' position. Give a prediction and its
     /// measurement the same index to pair them.
     pub color: Option<usize>,
+    /// Draw a marker at every point instead of a line (scores per item, chosen epochs).
+    pub markers: bool,
 }
 
 impl Series {
@@ -63,7 +65,15 @@ impl Series {
             ys,
             dashed: false,
             color: None,
+            markers: false,
         }
+    }
+
+    /// The same series as markers without a line.
+    #[must_use]
+    pub fn markers(mut self) -> Self {
+        self.markers = true;
+        self
     }
 
     /// The same series, dashed.
@@ -132,7 +142,7 @@ pub fn plot_series_with(
 ) -> Result<(), RunError> {
     render_png(path, (options.width, options.height), |root| {
         let area = root.margin(8, 0, 0, 0).titled(title, (FAMILY, 28))?;
-        draw_panel(&area, x_label, y_label, series, options.log_y)
+        draw_panel(&area, x_label, y_label, series, options.log_y, &[])
     })
 }
 
@@ -194,10 +204,10 @@ pub fn learning_curve_sized(
             Some(lr) => {
                 let (_, h) = area.dim_in_pixel();
                 let (top, bottom) = area.split_vertically(h * 2 / 3);
-                draw_panel(&top, "epoch", "loss", &losses, true)?;
-                draw_panel(&bottom, "epoch", "learning rate", lr, true)
+                draw_panel(&top, "epoch", "loss", &losses, true, &[])?;
+                draw_panel(&bottom, "epoch", "learning rate", lr, true, &[])
             }
-            None => draw_panel(&area, "epoch", "loss", &losses, true),
+            None => draw_panel(&area, "epoch", "loss", &losses, true, &[]),
         }
     })
 }
@@ -298,17 +308,23 @@ fn axis_range(values: impl Iterator<Item = f64>, log: bool) -> Range<f64> {
     }
 }
 
-/// One chart with axes, labels, lines and legend, filling `area`.
+/// One chart with axes, labels, lines and legend, filling `area`. With `categories`, x = 0, 1,
+/// ... are named by them (ticks at the integers) and the x axis spans all of them.
 fn draw_panel(
     area: &Area<'_>,
     x_label: &str,
     y_label: &str,
     series: &[Series],
     log_y: bool,
+    categories: &[String],
 ) -> DrawResult<()> {
     let segs: Vec<Vec<Vec<(f64, f64)>>> = series.iter().map(|s| segments(s, log_y)).collect();
     let points = || segs.iter().flatten().flatten();
-    let x_range = axis_range(points().map(|p| p.0), false);
+    let x_range = if categories.is_empty() {
+        axis_range(points().map(|p| p.0), false)
+    } else {
+        -0.6..categories.len() as f64 - 0.4
+    };
     let y_range = axis_range(points().map(|p| p.1), log_y);
     let ticks = (
         TickFormat::new(&x_range, false),
@@ -320,36 +336,66 @@ fn draw_panel(
         .margin(12)
         .x_label_area_size(48)
         .y_label_area_size(84);
+    let axes = Axes {
+        x_label,
+        y_label,
+        ticks,
+        categories,
+    };
     if log_y {
         let chart = builder.build_cartesian_2d(x_range, y_range.log_scale())?;
-        draw_lines(chart, x_label, y_label, series, &segs, ticks)
+        draw_lines(chart, &axes, series, &segs)
     } else {
         let chart = builder.build_cartesian_2d(x_range, y_range)?;
-        draw_lines(chart, x_label, y_label, series, &segs, ticks)
+        draw_lines(chart, &axes, series, &segs)
     }
+}
+
+/// Axis labels and tick formats of one chart.
+struct Axes<'s> {
+    x_label: &'s str,
+    y_label: &'s str,
+    ticks: (TickFormat, TickFormat),
+    categories: &'s [String],
 }
 
 fn draw_lines<'a, Y>(
     mut chart: ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
-    x_label: &str,
-    y_label: &str,
+    axes: &Axes<'_>,
     series: &[Series],
     segs: &[Vec<Vec<(f64, f64)>>],
-    (x_ticks, y_ticks): (TickFormat, TickFormat),
 ) -> DrawResult<()>
 where
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
+    let (x_ticks, y_ticks) = axes.ticks;
+    let categories = axes.categories;
+    let x_format = |v: &f64| {
+        if categories.is_empty() {
+            return x_ticks.format(*v);
+        }
+        let k = v.round();
+        if (v - k).abs() < 1e-6 && k >= 0.0 {
+            categories.get(k as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    let y_format = |v: &f64| y_ticks.format(*v);
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(axes.x_label)
+        .y_desc(axes.y_label)
         .axis_desc_style((FAMILY, 18))
         .label_style((FAMILY, 14))
-        .y_label_formatter(&|v: &f64| y_ticks.format(*v))
-        .x_label_formatter(&|v: &f64| x_ticks.format(*v))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()?;
+        .y_label_formatter(&y_format)
+        .x_label_formatter(&x_format)
+        .light_line_style(RGBColor(235, 235, 235));
+    if !categories.is_empty() {
+        // Nice steps are 1, 2, 5 x 10^k: asking for one label per category puts them at the
+        // integers.
+        mesh.x_labels(categories.len() + 1);
+    }
+    mesh.draw()?;
 
     let mut any_legend = false;
     for (i, (s, runs)) in series.iter().zip(segs).enumerate() {
@@ -357,8 +403,8 @@ where
         let style = color.stroke_width(2);
         let mut labelled = false;
         for run in runs {
-            let anno = if run.len() == 1 {
-                chart.draw_series(run.iter().map(|&p| Circle::new(p, 3, color.filled())))?
+            let anno = if run.len() == 1 || s.markers {
+                chart.draw_series(run.iter().map(|&p| Circle::new(p, 4, color.filled())))?
             } else if s.dashed {
                 chart.draw_series(DashedLineSeries::new(run.iter().copied(), 8, 5, style))?
             } else {
@@ -367,12 +413,17 @@ where
             if !labelled && !s.name.is_empty() {
                 labelled = true;
                 any_legend = true;
-                // A gap of 0 draws the legend's sample line solid.
-                let (dash, gap) = if s.dashed { (6, 4) } else { (24, 0) };
-                anno.label(s.name.as_str()).legend(move |(x, y)| {
-                    EmptyElement::at((x, y))
-                        + DashedPathElement::new(vec![(0, 0), (24, 0)], dash, gap, style)
-                });
+                if s.markers {
+                    anno.label(s.name.as_str())
+                        .legend(move |(x, y)| Circle::new((x + 12, y), 4, color.filled()));
+                } else {
+                    // A gap of 0 draws the legend's sample line solid.
+                    let (dash, gap) = if s.dashed { (6, 4) } else { (24, 0) };
+                    anno.label(s.name.as_str()).legend(move |(x, y)| {
+                        EmptyElement::at((x, y))
+                            + DashedPathElement::new(vec![(0, 0), (24, 0)], dash, gap, style)
+                    });
+                }
             }
         }
     }
@@ -386,6 +437,109 @@ where
             .draw()?;
     }
     Ok(())
+}
+
+/// One chart of a figure made by [`plot_panels`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Panel {
+    /// Title above the chart (empty: none).
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// The lines and markers.
+    pub series: Vec<Series>,
+    /// Logarithmic y axis.
+    pub log_y: bool,
+    /// Names of x = 0, 1, ... for a chart over items rather than a number (empty: numeric x).
+    pub categories: Vec<String>,
+}
+
+impl Panel {
+    /// A chart with linear axes.
+    pub fn new(
+        title: impl Into<String>,
+        x_label: impl Into<String>,
+        y_label: impl Into<String>,
+        series: Vec<Series>,
+    ) -> Self {
+        Panel {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            series,
+            log_y: false,
+            categories: Vec::new(),
+        }
+    }
+
+    /// The same chart with a logarithmic y axis.
+    #[must_use]
+    pub fn log_y(mut self) -> Self {
+        self.log_y = true;
+        self
+    }
+
+    /// The same chart over named items at x = 0, 1, ...
+    #[must_use]
+    pub fn categories(mut self, names: Vec<String>) -> Self {
+        self.categories = names;
+        self
+    }
+}
+
+/// Draws a figure of several charts into the PNG file `path` (`size` pixels): `top`, if given,
+/// across the whole width above a grid of `grid` with `columns` charts a row (a learning curve
+/// over the v-i loops of chosen epochs; three views of one trajectory side by side).
+pub fn plot_panels(
+    path: &Path,
+    title: &str,
+    top: Option<&Panel>,
+    grid: &[Panel],
+    columns: usize,
+    size: (u32, u32),
+) -> Result<(), RunError> {
+    render_png(path, size, |root| {
+        let area = root.margin(8, 0, 0, 0).titled(title, (FAMILY, 26))?;
+        let (_, h) = area.dim_in_pixel();
+        let rows = grid.len().div_ceil(columns.max(1));
+        let rest = match (top, rows) {
+            (Some(p), 0) => return draw_titled(&area, p),
+            (Some(p), _) => {
+                // The top chart gets as much height as one row of the grid, at least half.
+                let share = (h / (rows as u32 + 1)).max(h / 2);
+                let (upper, lower) = area.split_vertically(share);
+                draw_titled(&upper, p)?;
+                lower
+            }
+            (None, _) => area,
+        };
+        if rows == 0 {
+            return Ok(());
+        }
+        let cells = rest.split_evenly((rows, columns.max(1)));
+        for (cell, panel) in cells.iter().zip(grid) {
+            draw_titled(cell, panel)?;
+        }
+        Ok(())
+    })
+}
+
+fn draw_titled(area: &Area<'_>, p: &Panel) -> DrawResult<()> {
+    let inner = if p.title.is_empty() {
+        area.clone()
+    } else {
+        area.titled(&p.title, (FAMILY, 18))?
+    };
+    draw_panel(
+        &inner,
+        &p.x_label,
+        &p.y_label,
+        &p.series,
+        p.log_y,
+        &p.categories,
+    )
 }
 
 /// How an axis labels its ticks: all plain (`0.25`, `100`) or all scientific (`1e-4`, `2.5e3`),
@@ -525,6 +679,36 @@ mod tests {
         };
         plot_series_with(&path, "Log", "x", "y", &series, &options).unwrap();
         assert_eq!(png_size(&std::fs::read(&path).unwrap()), (300, 200));
+    }
+
+    #[test]
+    fn panels_with_markers_and_categories() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("panels.png");
+        let names: Vec<String> = (1..=18).map(|k| k.to_string()).collect();
+        let scores = Series::new(
+            "model",
+            (0..18).map(f64::from).collect(),
+            (0..18).map(|k| 1e-3 * f64::from(k + 1)).collect(),
+        )
+        .markers();
+        let bars = Panel::new("L_b", "trajectory", "L_b", vec![scores])
+            .log_y()
+            .categories(names);
+        let t: Vec<f64> = (0..50).map(f64::from).collect();
+        let loop_ = Panel::new("epoch 1", "v", "i", vec![Series::new("", t.clone(), t)]);
+        plot_panels(
+            &path,
+            "Figure",
+            Some(&bars),
+            &[loop_.clone(), loop_.clone(), loop_],
+            3,
+            (900, 700),
+        )
+        .unwrap();
+        assert_eq!(png_size(&std::fs::read(&path).unwrap()), (900, 700));
+        plot_panels(&path, "Only top", Some(&bars), &[], 2, (400, 300)).unwrap();
+        plot_panels(&path, "Empty", None, &[], 2, (400, 300)).unwrap();
     }
 
     #[test]

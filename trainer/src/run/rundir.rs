@@ -149,6 +149,24 @@ impl RunDir {
         self.path.join(Self::LEARNING_CURVE)
     }
 
+    /// `snapshots/`: the parameters at chosen epochs.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        snapshot_dir(&self.path)
+    }
+
+    /// Keeps `ck`'s parameters as `snapshots/epoch_NNNNNN.json` (without the optimizer state: a
+    /// snapshot is for looking at the model then, not for resuming); returns its path.
+    pub fn save_snapshot(&self, ck: &Checkpoint) -> Result<PathBuf, RunError> {
+        let dir = self.snapshot_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| RunError::write(&dir, e))?;
+        let lean = Checkpoint {
+            optimizer: serde_json::Value::Null,
+            scheduler: serde_json::Value::Null,
+            ..ck.clone()
+        };
+        lean.save_as(&dir.join(snapshot_name(ck.epoch)))
+    }
+
     /// The latest checkpoint.
     pub fn load_checkpoint(&self) -> Result<Checkpoint, RunError> {
         Checkpoint::load(&self.path)
@@ -163,6 +181,40 @@ impl RunDir {
             MetricsWriter::create(&self.path)
         }
     }
+}
+
+/// `dir/snapshots`.
+pub fn snapshot_dir(run: &Path) -> PathBuf {
+    run.join("snapshots")
+}
+
+fn snapshot_name(epoch: u64) -> String {
+    format!("epoch_{epoch:06}.json")
+}
+
+/// The snapshots of the run in `run` as (epoch, file), by epoch; none when it has no
+/// `snapshots/`.
+pub fn snapshots(run: &Path) -> Result<Vec<(u64, PathBuf)>, RunError> {
+    let dir = snapshot_dir(run);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(RunError::read(&dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| RunError::read(&dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let epoch = name
+            .strip_prefix("epoch_")
+            .and_then(|r| r.strip_suffix(".json"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(e) = epoch {
+            out.push((e, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn ensure_newline(text: &str) -> std::borrow::Cow<'_, str> {
@@ -273,6 +325,26 @@ mod tests {
             "{msg}"
         );
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn snapshots_are_listed_by_epoch_without_optimizer_state() {
+        let root = tempfile::tempdir().unwrap();
+        let run = RunDir::create(root.path(), CONFIG).unwrap();
+        assert!(snapshots(run.path()).unwrap().is_empty());
+        let mut ck = tiny_checkpoint(10);
+        ck.optimizer = serde_json::json!({"m": [1.0]});
+        run.save_snapshot(&ck).unwrap();
+        run.save_snapshot(&tiny_checkpoint(2)).unwrap();
+        let list = snapshots(run.path()).unwrap();
+        assert_eq!(
+            list.iter().map(|s| s.0).collect::<Vec<_>>(),
+            [2, 10],
+            "{list:?}"
+        );
+        let back = Checkpoint::load_file(&list[1].1).unwrap();
+        assert_eq!(back.params, ck.params);
+        assert!(back.optimizer.is_null());
     }
 
     #[test]

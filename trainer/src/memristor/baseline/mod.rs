@@ -214,7 +214,9 @@ pub fn nmse(measured: &[f32], predicted: &[f64]) -> f64 {
     nmse_with(measured, predicted, var)
 }
 
-fn nmse_with(measured: &[f32], predicted: &[f64], var: f64) -> f64 {
+/// [`nmse`] with the variance given: that of the whole measured trajectory when only part of it
+/// is scored (after a warm-up).
+pub fn nmse_with(measured: &[f32], predicted: &[f64], var: f64) -> f64 {
     let n = measured.len().min(predicted.len());
     if n == 0 {
         return f64::INFINITY;
