@@ -249,6 +249,7 @@ fn paper_kind(k: KindName) -> &'static str {
         KindName::DualNnMemOde => "DualNN-MemODE",
         KindName::IteratorNet(_) => "Iterator net",
         KindName::NeuralOde => "neural ODE",
+        KindName::PolyNeuralOde => "polynomial neural ODE",
     }
 }
 
@@ -653,6 +654,7 @@ pub fn run_runtime(
                 .unwrap_or_else(|| trajs[members[0]].dt as f32),
             solver,
             substeps,
+            newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
         };
         let res = simulate_batch(&m, cfg, &inputs, host.options()).map_err(|e| match e {
             BatchError::Config { trajectory, error } => Error::Input(format!(
