@@ -14,7 +14,8 @@
 //! ```
 //!
 //! The field must provide its exact Jacobian, [`VectorField::linearize`] (the neural-ODE field of
-//! [`crate::model::NeuralOde`] and [`crate::solve::PerRowTime`] do; a net-based field gets it from
+//! [`crate::model::NeuralOde`], the memristor surrogates of [`crate::surrogate`] and
+//! [`crate::solve::PerRowTime`] do; a net-based field gets it from
 //! [`crate::nn::Mlp::forward_jacobian`] with detached parameters). Without it a step fails with
 //! [`SolveError::NoJacobian`].
 //!
@@ -1206,6 +1207,47 @@ mod tests {
                     (x - y).abs() < 2e-6 * scale.max(1.0),
                     "{method:?} entry {i}: IFT {x} vs unrolled {y}"
                 );
+            }
+        }
+    }
+
+    /// Rows at different sample intervals share one batch: the scaled field's Jacobian is scaled
+    /// per row, and implicit steps in sample units match steps in physical time.
+    #[test]
+    fn per_row_time_scales_the_jacobian() {
+        let dt = t2::<Cpu>(&[0.5, 2.0], [2, 1]);
+        let scaled = crate::solve::PerRowTime {
+            field: &Rotation,
+            dt: dt.clone(),
+        };
+        let x = t2::<Cpu>(&[1.0, 0.5, -0.3, 0.8], [2, 2]);
+        let u = t2::<Cpu>(&[0.0, 0.0], [2, 1]);
+        let (f, j) = scaled.linearize(x.clone(), u.clone()).unwrap();
+        let (f1, j1) = Rotation.linearize(x.clone(), u.clone()).unwrap();
+        let (f, j, f1, j1) = (host64(f), host64(j), host64(f1), host64(j1));
+        for b in 0..2 {
+            let s = [0.5, 2.0][b];
+            for i in 0..2 {
+                assert!((f[b * 2 + i] - s * f1[b * 2 + i]).abs() < 1e-6);
+            }
+            for i in 0..4 {
+                assert!((j[b * 4 + i] - s * j1[b * 4 + i]).abs() < 1e-6);
+            }
+        }
+        // One radau5 step of one sample unit equals a step of dt in physical time.
+        let st = Implicit::new(ImplicitMethod::RadauIIA5);
+        let f0 = scaled.eval(x.clone(), u.clone());
+        let y = host_values(
+            st.step(&scaled, x.clone(), f0, 1.0, &|_c| u.clone())
+                .unwrap(),
+        );
+        for (b, h) in [0.5, 2.0].into_iter().enumerate() {
+            let xb = x.clone().narrow(0, b, 1);
+            let ub = u.clone().narrow(0, b, 1);
+            let f0 = Rotation.eval(xb.clone(), ub.clone());
+            let want = host_values(st.step(&Rotation, xb, f0, h, &|_c| ub.clone()).unwrap());
+            for i in 0..2 {
+                assert!((y[b * 2 + i] - want[i]).abs() < 1e-5, "row {b}");
             }
         }
     }
