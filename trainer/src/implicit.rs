@@ -963,8 +963,8 @@ mod tests {
         assert_eq!(err, SolveError::NoJacobian);
     }
 
-    /// A two-state neural ODE whose Jacobian is large enough that a step of 0.3 needs several
-    /// Newton iterations.
+    /// A two-state neural ODE with its weights scaled up, so the stage systems of steps of 0.3
+    /// are genuinely nonlinear.
     fn net() -> (NeuralOde, Vec<Vec<f32>>) {
         let model = NeuralOde {
             f: MlpDef::new(3, vec![(8, Activation::Tanh), (2, Activation::Identity)]),
