@@ -117,6 +117,43 @@ fn memductance<B: Backend>(
     }
 }
 
+/// `(G(x), ∂G/∂x)` for states `[rows, n]`: `([rows, 1], [rows, 1, n])`.
+fn memductance_jacobian<B: Backend>(
+    m: &Memristor,
+    p: &[Tensor<B, 2>],
+    x: Tensor<B, 2>,
+    g_scaling: Option<&Scaling<B>>,
+) -> (Tensor<B, 2>, Tensor<B, 3>) {
+    let nf = m.f.n_params();
+    let [rows, n] = x.dims();
+    match (&m.g, g_scaling) {
+        (Some(gdef), Some(s)) => {
+            let net = Mlp {
+                def: gdef,
+                params: &p[nf..nf + gdef.n_params()],
+                scaling: s,
+            };
+            let (y, j) = net.forward_jacobian(x);
+            let span = m.bounds.g_max - m.bounds.g_min;
+            (y * span + m.bounds.g_min, j * span)
+        }
+        _ => {
+            let g = memductance(m, p, x.clone(), None);
+            let r_on = p[nf].clone() * KOHM;
+            let r_off = p[nf + 1].clone() * KOHM;
+            let d0 = (r_on.recip() - r_off.recip())
+                .expand([rows, 1])
+                .reshape([rows, 1, 1]);
+            let dg = if n > 1 {
+                Tensor::cat(vec![d0, Tensor::zeros([rows, 1, n - 1], &x.device())], 2)
+            } else {
+                d0
+            };
+            (g, dg)
+        }
+    }
+}
+
 struct Field<'a, B: Backend> {
     m: &'a Memristor,
     p: &'a [Tensor<B, 2>],
@@ -138,6 +175,35 @@ impl<B: Backend> VectorField<B> for Field<'_, B> {
             scaling: &self.f_scaling,
         };
         net.forward(Tensor::cat(vec![x, v], 1))
+    }
+
+    /// Chain rule through the series resistor: `v = v_s / (1 + R_s G(x))` moves with `x`.
+    fn linearize(&self, x: Tensor<B, 2>, vs: Tensor<B, 2>) -> Option<(Tensor<B, 2>, Tensor<B, 3>)> {
+        let (x, vs) = (x.detach(), vs.detach());
+        let n = x.dims()[1];
+        let p: Vec<Tensor<B, 2>> = self.p.iter().map(|t| t.clone().detach()).collect();
+        let net = Mlp {
+            def: &self.m.f,
+            params: &p[..self.m.f.n_params()],
+            scaling: &self.f_scaling,
+        };
+        match &self.rs {
+            None => {
+                let (f, j) = net.forward_jacobian(Tensor::cat(vec![x, vs], 1));
+                Some((f, j.narrow(2, 0, n)))
+            }
+            Some(rs) => {
+                let rs = rs.clone().detach();
+                let (g, dg) = memductance_jacobian(self.m, &p, x.clone(), self.g_scaling.as_ref());
+                let den = g * rs.clone() + 1.0;
+                let v = vs / den.clone();
+                // ∂v/∂x = -v R_s / (1 + R_s G) ∂G/∂x, [batch, 1, n].
+                let dv = dg * (v.clone() * rs / den).neg().unsqueeze_dim::<3>(2);
+                let (f, j) = net.forward_jacobian(Tensor::cat(vec![x, v], 1));
+                let jx = j.clone().narrow(2, 0, n) + j.narrow(2, n, 1) * dv;
+                Some((f, jx))
+            }
+        }
     }
 }
 
@@ -322,5 +388,98 @@ impl TrainModel for Memristor {
 
     fn runtime_channels(&self, t: &odeflash_runtime::batch::Trajectory) -> Vec<Vec<f32>> {
         vec![t.v.clone(), t.i.clone()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Cpu;
+    use odeflash_runtime::Activation;
+
+    fn memristor(kind: Kind, n: usize) -> Memristor {
+        Memristor {
+            kind,
+            f: MlpDef::new(
+                n + 1,
+                vec![(6, Activation::Tanh), (n, Activation::Identity)],
+            ),
+            g: (kind == Kind::Dual)
+                .then(|| MlpDef::new(n, vec![(5, Activation::Tanh), (1, Activation::Sigmoid)])),
+            bounds: Bounds::default(),
+            r_init: [2e3, 50e3],
+            x0: vec![0.5; n],
+            series_resistance: 1e3,
+            dt: 1e-3,
+            name: "t".into(),
+        }
+    }
+
+    fn t<B: Backend>(v: Vec<f32>, shape: [usize; 2]) -> Tensor<B, 2> {
+        Tensor::from_data(TensorData::new(v, shape), &Default::default())
+    }
+
+    fn vals<B: Backend, const D: usize>(x: Tensor<B, D>) -> Vec<f64> {
+        x.into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    }
+
+    /// The exact Jacobian (implicit steps need it) against central differences of `eval`, with
+    /// and without the series resistor.
+    #[test]
+    fn field_jacobian_matches_finite_differences() {
+        for (kind, n) in [(Kind::Single, 1), (Kind::Dual, 3)] {
+            let m = memristor(kind, n);
+            let mut values = m.init(&mut Rng::new(4));
+            // Undo init's small last layer, so the field's Jacobian is of order one.
+            let last = 2 * (m.f.layers.len() - 1);
+            for w in &mut values[last] {
+                *w *= 10.0;
+            }
+            let shapes: Vec<[usize; 2]> = m.params().iter().map(|p| p.shape).collect();
+            let p = crate::nn::upload::<Cpu>(&values, &shapes, &Default::default());
+            let batch = 3;
+            let x: Vec<f32> = (0..batch * n).map(|i| 0.2 + 0.07 * i as f32).collect();
+            let vs = t::<Cpu>(vec![0.8, -0.5, 1.2], [batch, 1]);
+            for consts in [None, Some(t::<Cpu>(vec![1.0e3, 5.0e3, 20.0e3], [batch, 1]))] {
+                let field = m.field(&p, consts.clone(), &Default::default());
+                let (f, j) = field
+                    .linearize(t(x.clone(), [batch, n]), vs.clone())
+                    .unwrap();
+                let f = vals(f);
+                let want = vals(field.eval(t(x.clone(), [batch, n]), vs.clone()));
+                for (a, b) in f.iter().zip(&want) {
+                    assert!((a - b).abs() < 1e-6 * (1.0 + b.abs()));
+                }
+                let j = vals(j);
+                let eps = 1e-2f32;
+                for c in 0..n {
+                    let shifted = |s: f32| {
+                        let mut xs = x.clone();
+                        for b in 0..batch {
+                            xs[b * n + c] += s;
+                        }
+                        vals(field.eval(t(xs, [batch, n]), vs.clone()))
+                    };
+                    let (p1, m1) = (shifted(eps), shifted(-eps));
+                    for b in 0..batch {
+                        for r in 0..n {
+                            let fd = (p1[b * n + r] - m1[b * n + r]) / (2.0 * eps as f64);
+                            let got = j[b * n * n + r * n + c];
+                            assert!(
+                                (got - fd).abs() < 1e-4 + 1e-3 * fd.abs(),
+                                "{kind:?} rs {} J[{b}][{r}][{c}]: {got} vs {fd}",
+                                consts.is_some()
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }
