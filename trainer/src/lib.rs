@@ -22,6 +22,7 @@ pub mod optim;
 pub mod rng;
 pub mod run;
 pub mod solve;
+pub mod stiff;
 pub mod stimulus;
 pub mod surrogate;
 pub mod table;
