@@ -230,8 +230,8 @@ fn implicit_step<S: OdeSystem + ?Sized>(
     for _ in 0..NEWTON_MAX_ITER {
         stats.newton_iterations += 1;
         for i in fi..s {
-            for k in 0..n {
-                ws.ys[k] = y0[k] + ws.z[i * n + k];
+            for ((v, &y), &z) in ws.ys.iter_mut().zip(y0).zip(&ws.z[i * n..(i + 1) * n]) {
+                *v = y + z;
             }
             let ti = t + tab.c[i] * h;
             system.rhs(ti, &ws.ys, &mut ws.f[i * n..(i + 1) * n]);
@@ -272,7 +272,7 @@ fn implicit_step<S: OdeSystem + ?Sized>(
                 let dz = rhs[(i - fi) * n + k];
                 let zn = ws.z[i * n + k] + dz;
                 ws.z[i * n + k] = zn;
-                if !(dz.abs() <= NEWTON_ATOL + NEWTON_RTOL * (y0[k] + zn).abs()) {
+                if dz.is_nan() || dz.abs() > NEWTON_ATOL + NEWTON_RTOL * (y0[k] + zn).abs() {
                     converged = false;
                 }
             }

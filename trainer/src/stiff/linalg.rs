@@ -89,18 +89,14 @@ impl Lu {
             b.swap(k, self.piv[k]);
         }
         for i in 0..n {
-            let mut s = b[i];
-            for j in 0..i {
-                s -= self.a[i * n + j] * b[j];
-            }
-            b[i] = s;
+            let row = &self.a[i * n..i * n + i];
+            let s: f64 = row.iter().zip(&b[..i]).map(|(l, x)| l * x).sum();
+            b[i] -= s;
         }
         for i in (0..n).rev() {
-            let mut s = b[i];
-            for j in i + 1..n {
-                s -= self.a[i * n + j] * b[j];
-            }
-            b[i] = s / self.a[i * n + i];
+            let row = &self.a[i * n + i + 1..(i + 1) * n];
+            let s: f64 = row.iter().zip(&b[i + 1..]).map(|(u, x)| u * x).sum();
+            b[i] = (b[i] - s) / self.a[i * n + i];
         }
     }
 }
@@ -150,17 +146,18 @@ impl LuC {
             b.swap(k, self.piv[k]);
         }
         for i in 0..n {
-            let mut s = b[i];
-            for j in 0..i {
-                s = s.sub(self.a[i * n + j].mul(b[j]));
-            }
-            b[i] = s;
+            let row = &self.a[i * n..i * n + i];
+            b[i] = row
+                .iter()
+                .zip(&b[..i])
+                .fold(b[i], |s, (l, x)| s.sub(l.mul(*x)));
         }
         for i in (0..n).rev() {
-            let mut s = b[i];
-            for j in i + 1..n {
-                s = s.sub(self.a[i * n + j].mul(b[j]));
-            }
+            let row = &self.a[i * n + i + 1..(i + 1) * n];
+            let s = row
+                .iter()
+                .zip(&b[i + 1..])
+                .fold(b[i], |s, (u, x)| s.sub(u.mul(*x)));
             b[i] = s.div(self.a[i * n + i]);
         }
     }

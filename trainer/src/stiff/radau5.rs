@@ -140,13 +140,19 @@ pub fn solve_adaptive<S: OdeSystem + ?Sized>(
     opts: &Options,
 ) -> Result<Solution, StiffError> {
     check_request(&Erased(system), y0, t0, t_out)?;
-    if !(opts.rtol > 0.0 && opts.rtol.is_finite()) || !(opts.atol > 0.0 && opts.atol.is_finite()) {
+    let positive = |x: f64| x > 0.0 && x.is_finite();
+    if !positive(opts.rtol) || !positive(opts.atol) {
         return Err(StiffError::InvalidInput(format!(
             "tolerances must be positive and finite (rtol {}, atol {})",
             opts.rtol, opts.atol
         )));
     }
-    if let Some(h) = opts.h0.into_iter().chain(opts.h_max).find(|h| !(*h > 0.0)) {
+    if let Some(h) = opts
+        .h0
+        .into_iter()
+        .chain(opts.h_max)
+        .find(|h| !positive(*h))
+    {
         return Err(StiffError::InvalidInput(format!(
             "step sizes must be positive (got {h})"
         )));
@@ -183,8 +189,8 @@ struct Radau5<'a, S: ?Sized> {
     h_abs: f64,
     h_abs_old: Option<f64>,
     err_old: Option<f64>,
-    /// Dense output of the last accepted step: `t_old`, `h`, `y_old`, `Q` (n×3).
-    dense: Option<(f64, f64, Vec<f64>, Vec<[f64; 3]>)>,
+    /// Dense output of the last accepted step.
+    dense: Option<Dense>,
     stats: Stats,
     mu_r: f64,
     mu_c: C64,
@@ -379,7 +385,7 @@ impl<'a, S: OdeSystem + ?Sized> Radau5<'a, S> {
                 let c = RADAU_IIA5.c;
                 let mut out = vec![[0.0; 3]; self.n];
                 for (i, &ci) in c.iter().enumerate() {
-                    let yi = eval_dense(d, self.t + ci * h);
+                    let yi = d.eval(self.t + ci * h);
                     for m in 0..self.n {
                         out[m][i] = yi[m] - self.y[m];
                     }
@@ -503,7 +509,12 @@ impl<'a, S: OdeSystem + ?Sized> Radau5<'a, S> {
             let q: Vec<[f64; 3]> = (0..n)
                 .map(|m| core::array::from_fn(|j| (0..3).map(|i| z[m][i] * self.p[i][j]).sum()))
                 .collect();
-            self.dense = Some((self.t, h, self.y.clone(), q));
+            self.dense = Some(Dense {
+                t_old: self.t,
+                h,
+                y_old: self.y.clone(),
+                q,
+            });
             self.t = t_new;
             self.y = y_new;
             let mut f_new = vec![0.0; n];
@@ -547,13 +558,9 @@ impl<'a, S: OdeSystem + ?Sized> Radau5<'a, S> {
         while next < t_out.len() {
             self.step(t_end)?;
             while next < t_out.len() && t_out[next] <= self.t {
-                if t_out[next] == self.t {
-                    ys.push(self.y.clone());
-                } else {
-                    ys.push(eval_dense(
-                        self.dense.as_ref().expect("a step was taken"),
-                        t_out[next],
-                    ));
+                match &self.dense {
+                    Some(d) if t_out[next] < self.t => ys.push(d.eval(t_out[next])),
+                    _ => ys.push(self.y.clone()),
                 }
                 next += 1;
             }
@@ -570,15 +577,24 @@ fn mat_vec(m: &[[f64; 3]; 3], v: &[f64; 3]) -> [f64; 3] {
     core::array::from_fn(|i| m[i][0] * v[0] + m[i][1] * v[1] + m[i][2] * v[2])
 }
 
-/// The collocation polynomial of a step at `t`.
-fn eval_dense(d: &(f64, f64, Vec<f64>, Vec<[f64; 3]>), t: f64) -> Vec<f64> {
-    let (t_old, h, y_old, q) = d;
-    let x = (t - t_old) / h;
-    y_old
-        .iter()
-        .zip(q)
-        .map(|(y, q)| y + x * (q[0] + x * (q[1] + x * q[2])))
-        .collect()
+/// The collocation polynomial of an accepted step: `y(t_old + x h) = y_old + Σ_j q_j x^(j+1)`.
+struct Dense {
+    t_old: f64,
+    h: f64,
+    y_old: Vec<f64>,
+    /// Per component, the coefficients of `x`, `x^2`, `x^3`.
+    q: Vec<[f64; 3]>,
+}
+
+impl Dense {
+    fn eval(&self, t: f64) -> Vec<f64> {
+        let x = (t - self.t_old) / self.h;
+        self.y_old
+            .iter()
+            .zip(&self.q)
+            .map(|(y, q)| y + x * (q[0] + x * (q[1] + x * q[2])))
+            .collect()
+    }
 }
 
 /// Gustafsson's predictive controller for an error of order 3 (exponent 1/4): the usual factor
