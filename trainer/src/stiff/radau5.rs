@@ -529,7 +529,8 @@ impl<'a, S: OdeSystem + ?Sized> Radau5<'a, S> {
             if recompute_jac {
                 self.update_jacobian();
             }
-            self.h_abs_old = Some(self.h_abs);
+            // Gustafsson compares consecutive *accepted* step sizes (HACC in RADAU5).
+            self.h_abs_old = Some(h_abs);
             self.err_old = Some(err_norm);
             self.h_abs = h_abs * factor;
             return Ok(());

@@ -116,6 +116,32 @@ fn robertson_matches_reference_and_conserves_mass() {
 }
 
 #[test]
+fn robertson_to_1e11_matches_the_long_time_reference() {
+    // Bari test set reference at t = 1e11, where y2 has fallen to 1e-13: the hard end of the
+    // problem, where solvers with poor stiff error control go negative and blow up.
+    let reference = [
+        0.208_334_014_970_107_1e-7,
+        0.833_336_077_033_472_7e-13,
+        0.999_999_979_166_505,
+    ];
+    let p = Robertson;
+    let t_out = [0.0, 1e11];
+    let sol = solve_adaptive(&p, &p.initial(), 0.0, &t_out, &opts(1e-8, 1e-20)).unwrap();
+    let y = &sol.y[1];
+    for i in 0..3 {
+        let rel = ((y[i] - reference[i]) / reference[i]).abs();
+        assert!(
+            rel < 1e-5,
+            "y{}: {} vs {} ({rel:e})",
+            i + 1,
+            y[i],
+            reference[i]
+        );
+    }
+    eprintln!("Robertson to t = 1e11: {:?}", sol.stats);
+}
+
+#[test]
 fn linear_and_kaps_match_their_exact_solutions_between_steps_too() {
     // Many outputs per step: the dense output, not only the step ends, must be accurate.
     let lin = Linear::default();
