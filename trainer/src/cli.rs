@@ -43,6 +43,9 @@ pub enum Command {
     /// Builds the QEMU firmware example with a model, runs it, and checks it against the host:
     /// differences, flash, RAM, instructions per step.
     DeviceCheck(crate::commands::device_check::DeviceCheckArgs),
+    /// Solves one of paper 002's stiff test problems in f64 (adaptive Radau IIA 5 or a fixed-step
+    /// method) and writes the solution at chosen times as CSV.
+    Solve(crate::commands::solve::SolveArgs),
 }
 
 /// `odeflash train ...`.

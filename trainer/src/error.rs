@@ -103,6 +103,14 @@ pub enum Error {
     /// The run directory (checkpoint, metrics, plots) could not be used.
     #[error(transparent)]
     Run(Box<crate::run::RunError>),
+    /// A reference solve (`odeflash solve`) failed.
+    #[error("solving {problem} failed")]
+    Stiff {
+        /// The problem's name.
+        problem: String,
+        /// Why the solver stopped.
+        source: crate::stiff::StiffError,
+    },
     /// Training diverged or could not continue.
     #[error("{0}")]
     Train(String),

@@ -5,6 +5,7 @@
 //! - `odeflash inspect MODEL [--json]`: what a model file holds and what running it costs,
 //! - `odeflash import SPEC.json --out MODEL`: encodes an edited or exported model spec,
 //! - `odeflash simulate --model MODEL --stimulus CSV --out CSV`: runs a model on recorded drives.
+//! - `odeflash solve --problem hires --out CSV`: reference solutions of stiff test problems.
 
 pub mod backend;
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod optim;
 pub mod rng;
 pub mod run;
 pub mod solve;
+pub mod stiff;
 pub mod stimulus;
 pub mod surrogate;
 pub mod table;
@@ -46,6 +48,7 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
         }
         cli::Command::Export(args) => commands::export::run(&args, &mut out),
         cli::Command::DeviceCheck(args) => commands::device_check::run(&args, &mut out),
+        cli::Command::Solve(args) => commands::solve::run(&args, &mut out),
         cli::Command::Data(cli::DataCommand::SynthMemristor(args)) => {
             memristor::cli::run_synth(&args, &mut out)
         }

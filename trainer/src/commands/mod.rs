@@ -6,5 +6,6 @@ pub mod export;
 pub mod import;
 pub mod inspect;
 pub mod simulate;
+pub mod solve;
 pub mod train;
 pub mod train_memristor;
