@@ -189,23 +189,12 @@ fn simulate_with(
     kernel: Kernel,
 ) -> Result<Vec<Trajectory>, BatchError> {
     // The lockstep kernels are written for MLPs and explicit tableaux; a Π-net or an implicit
-    // solver runs trajectory by trajectory with `Simulator`, which supports both.
-    let Some(f) = model.dynamics.net() else {
-        return Err(BatchError::Config {
-            trajectory: 0,
-            error: SimError::InvalidConfig {
-                what: "dynamics (the batched path runs MLP nets only; use Simulator for a Π-net)",
-            },
-        });
+    // solver runs trajectory by trajectory with `Simulator`, which supports both (same results
+    // as a caller looping over `Simulator::run`, spread over the threads).
+    let f = match model.dynamics.net() {
+        Some(f) if !(config.solver.is_implicit() && model.dynamics.is_continuous()) => f,
+        _ => return simulate_each(model, config, inputs, threads),
     };
-    if config.solver.is_implicit() && model.dynamics.is_continuous() {
-        return Err(BatchError::Config {
-            trajectory: 0,
-            error: SimError::InvalidConfig {
-                what: "solver (the batched path runs explicit solvers only; use Simulator)",
-            },
-        });
-    }
     let ctx = Ctx::new(model, f, config, kernel);
     // Validate with the simulator itself, so the checks (and the initial clamp) cannot drift.
     let mut scratch = vec![0.0f32; model.cost(config.solver, config.substeps).scratch_f32];
@@ -293,6 +282,74 @@ fn simulate_with(
         }
     }
     Ok(out)
+}
+
+/// Each input through its own [`Simulator::run`], inputs dealt round-robin onto `threads`.
+fn simulate_each(
+    model: &Model<'_>,
+    config: SimConfig,
+    inputs: &[Input<'_>],
+    threads: usize,
+) -> Result<Vec<Trajectory>, BatchError> {
+    let cfg_of = |input: &Input<'_>| SimConfig {
+        dt: input.dt.unwrap_or(config.dt),
+        ..config
+    };
+    let scratch_len = model.cost_for(&config).scratch_f32;
+    let one = |index: usize| -> Result<Trajectory, BatchError> {
+        let input = &inputs[index];
+        let mut scratch = vec![0.0f32; scratch_len];
+        let mut sim = Simulator::new(model, cfg_of(input), &mut scratch)
+            .map_err(|error| BatchError::Config { trajectory: index, error })?;
+        let fail = |error| BatchError::Trajectory { trajectory: index, error };
+        sim.reset(input.x0).map_err(fail)?;
+        let len = input.drive.len();
+        let n = sim.state().len();
+        let mut t = Trajectory {
+            v: vec![0.0; len],
+            i: vec![0.0; len],
+            x: vec![0.0; len * n],
+            clamped: 0,
+        };
+        sim.run(input.drive, &mut t.v, &mut t.i, &mut t.x)
+            .map_err(fail)?;
+        t.clamped = sim.clamp_count();
+        Ok(t)
+    };
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        t => t,
+    }
+    .clamp(1, inputs.len().max(1));
+    let mut results: Vec<Option<Result<Trajectory, BatchError>>> = vec![None; inputs.len()];
+    std::thread::scope(|scope| {
+        let one = &one;
+        let handles: Vec<_> = (0..threads)
+            .map(|k| {
+                scope.spawn(move || {
+                    (k..inputs.len())
+                        .step_by(threads)
+                        .map(|i| (i, one(i)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            match h.join() {
+                Ok(done) => {
+                    for (i, r) in done {
+                        results[i] = Some(r);
+                    }
+                }
+                Err(payload) => std::panic::resume_unwind(payload),
+            }
+        }
+    });
+    // The lowest failing index wins, as on the lockstep path.
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Ok(Trajectory::default())))
+        .collect()
 }
 
 /// One validated input.

@@ -791,31 +791,54 @@ fn pi_net_spec_json_round_trips_and_refuses_activations() {
 }
 
 #[test]
-fn batch_path_refuses_implicit_solvers_and_pi_nets() {
-    use odeflash_runtime::batch::{simulate_batch, BatchError, BatchOptions, Input};
-    let drive = vec![0.1f32; 8];
-    let inputs = [Input::new(&drive)];
+fn batch_path_runs_implicit_solvers_and_pi_nets_like_the_simulator() {
+    use odeflash_runtime::batch::{simulate_batch, BatchOptions, Input};
+    let drives: Vec<Vec<f32>> = (0..5)
+        .map(|k| (0..40).map(|s| 0.8 * ((s + 3 * k) as f32 * 0.3).sin()).collect())
+        .collect();
     let single = examples::single_nn_memode(&[4], 1).encode(Quant::F32);
     let single = single.model().unwrap();
     let poly = examples::poly_ode(2, 2, 4, 1.0, 1).encode(Quant::F32);
     let poly = poly.model().unwrap();
-    let refused = |m: &Model<'_>, s: Solver| {
-        matches!(
-            simulate_batch(
+    for (m, solver) in [
+        (&single, Solver::Radau3),
+        (&single, Solver::BackwardEuler),
+        (&poly, Solver::Rk4),
+        (&poly, Solver::Trapezoid),
+    ] {
+        let dts = [1e-3f32, 2e-3, 1e-3, 5e-4, 1e-3];
+        let inputs: Vec<Input<'_>> = drives
+            .iter()
+            .zip(dts)
+            .map(|(d, dt)| Input::new(d).with_dt(dt))
+            .collect();
+        let cfg = SimConfig::new(1e-3, solver, 2);
+        for threads in [1, 3] {
+            let got = simulate_batch(
                 m,
-                SimConfig::new(1e-3, s, 1),
+                cfg,
                 &inputs,
-                BatchOptions::default()
-            ),
-            Err(BatchError::Config {
-                trajectory: 0,
-                error: SimError::InvalidConfig { .. }
-            })
-        )
-    };
-    assert!(refused(&single, Solver::Radau3));
-    assert!(refused(&poly, Solver::Rk4));
-    assert!(!refused(&single, Solver::Rk4));
+                BatchOptions {
+                    threads,
+                    ..BatchOptions::default()
+                },
+            )
+            .unwrap();
+            for (k, (d, dt)) in drives.iter().zip(dts).enumerate() {
+                let mut scratch = vec![0.0f32; m.cost_for(&cfg).scratch_f32];
+                let mut sim =
+                    Simulator::new(m, SimConfig { dt, ..cfg }, &mut scratch).unwrap();
+                sim.reset(None).unwrap();
+                let n = sim.state().len();
+                let (mut v, mut i, mut x) = (vec![0.0; 40], vec![0.0; 40], vec![0.0; 40 * n]);
+                sim.run(d, &mut v, &mut i, &mut x).unwrap();
+                assert_eq!(got[k].v, v, "{solver:?} trajectory {k}");
+                assert_eq!(got[k].i, i);
+                assert_eq!(got[k].x, x);
+                assert_eq!(got[k].clamped, sim.clamp_count());
+            }
+        }
+    }
 }
 
 #[test]

@@ -101,6 +101,19 @@ impl ImplicitMethod {
         }
     }
 
+    /// The trainer's method for one of the runtime's implicit solvers (same tableau, so a model
+    /// trained with it steps the same way on the device).
+    pub fn of_solver(solver: odeflash_runtime::Solver) -> Option<Self> {
+        use odeflash_runtime::Solver::*;
+        match solver {
+            BackwardEuler => Some(ImplicitMethod::BackwardEuler),
+            Trapezoid => Some(ImplicitMethod::Trapezoid),
+            Radau3 => Some(ImplicitMethod::RadauIIA3),
+            Radau5 => Some(ImplicitMethod::RadauIIA5),
+            _ => None,
+        }
+    }
+
     /// The method named `name` (see [`ImplicitMethod::cli_name`]).
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.cli_name() == name)

@@ -20,6 +20,8 @@ use odeflash_runtime::batch::{self, BatchOptions, Input};
 use odeflash_runtime::spec::Quant;
 use odeflash_runtime::SimConfig;
 
+use crate::implicit::{Implicit, ImplicitMethod};
+
 use crate::config::{Experiment, WindowStart};
 use crate::data::{Dataset, Trajectory};
 use crate::loss::objective;
@@ -257,11 +259,16 @@ pub fn predict<B: Backend, M: TrainModel>(
             field: field.as_ref(),
             dt: tensor2::<B>(dts.to_vec(), [nw, 1], device),
         };
+        let explicit = ExplicitRk(solver.method);
+        let implicit = ImplicitMethod::of_solver(solver.method).map(Implicit::new);
         match solver.adaptive() {
             Some(a) => integrate_adaptive(&scaled, x0, drive, 1.0, l, a)?.0,
             None => integrate_fixed(
                 &scaled,
-                &ExplicitRk(solver.method),
+                match &implicit {
+                    Some(s) => s as &dyn crate::solve::Stepper<B>,
+                    None => &explicit,
+                },
                 x0,
                 drive,
                 1.0,
