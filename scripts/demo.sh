@@ -1,58 +1,63 @@
 #!/usr/bin/env bash
-# The main job, end to end on the CPU: encode the bundled SingleNN-MemODE spec into a model file,
-# show what it costs on a microcontroller, simulate it on the bundled 1 V / 10 Hz sine drive; then
-# train a neural ODE on generated data, export it (f32 and int8, each checked in the runtime
-# against the trained model) and simulate the exported file.
+# The main job, end to end on the CPU, at a reduced but meaningful size (paper 000's pipeline):
+# generate a "measured" memristor rig dataset (the paper's 18-trajectory grid, 2 periods of 1000
+# samples each instead of 100), train SingleNN-MemODE (small preset), fit the MMS baseline,
+# export the surrogate as f32 and int8 model files (each checked against the trained model in
+# the runtime), run the exported files in the runtime over every trajectory, and print paper
+# 000's Tables I and II with where the figures are.
 # Outputs go to out/ (created if needed). Run from anywhere: bash scripts/demo.sh
+# Sizes can be changed: EPOCHS=300 PERIODS=5 bash scripts/demo.sh
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-odeflash() {
-    cargo run --quiet --release -p odeflash-trainer --bin odeflash -- "$@"
-}
+EPOCHS=${EPOCHS:-120}
+PERIODS=${PERIODS:-2}
+SAMPLES=${SAMPLES:-1000}
+
+bin=target/release/odeflash
+if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+    bin=$CARGO_TARGET_DIR/release/odeflash
+fi
 
 step() {
     printf '\n==> %s\n' "$*"
 }
 
-mkdir -p out
-
 step "building the odeflash CLI (release)"
 cargo build --quiet --release -p odeflash-trainer --bin odeflash
+odeflash() {
+    "$bin" "$@"
+}
 
-step "import examples/models/single-nn-memode.json -> out/example.ofm"
-odeflash import examples/models/single-nn-memode.json --out out/example.ofm
+started=$SECONDS
+mkdir -p out
+rm -rf out/memristor out/run-single out/mms out/report
 
-step "inspect out/example.ofm"
-odeflash inspect out/example.ofm
+step "generate the synthetic SDC memristor rig dataset -> out/memristor ($PERIODS periods x $SAMPLES samples per trajectory)"
+odeflash data synth-memristor --out out/memristor --periods "$PERIODS" --samples-per-period "$SAMPLES"
 
-step "simulate on examples/stimulus/sine-1V-10Hz.csv (rk4, 1 substep) -> out/sine-1V-10Hz.csv"
-odeflash simulate --model out/example.ofm \
-    --stimulus examples/stimulus/sine-1V-10Hz.csv \
-    --out out/sine-1V-10Hz.csv
+step "train SingleNN-MemODE (small preset, $EPOCHS epochs) -> out/run-single"
+odeflash train memristor --data out/memristor --model single --preset small \
+    --epochs "$EPOCHS" --lr 5e-3 --out out/run-single --quiet
 
-step "first and last rows of out/sine-1V-10Hz.csv"
-head -n 2 out/sine-1V-10Hz.csv
-tail -n 1 out/sine-1V-10Hz.csv
+step "fit the MMS baseline (differential evolution + L-BFGS-B) -> out/mms"
+odeflash baseline mms --data out/memristor --out out/mms --generations 60 --population 30
 
-step "outputs"
-echo "model file:  out/example.ofm"
-echo "trajectory:  out/sine-1V-10Hz.csv (columns t, v_s, v, i, x0)"
+step "export f32 and int8 model files, each checked against the trained model in the runtime"
+odeflash export out/run-single --out out/single-nn-memode.ofm
+odeflash export out/run-single --quant int8 --out out/single-nn-memode-int8.ofm
+odeflash inspect out/single-nn-memode-int8.ofm | head -n 14
 
-step "generate a damped, driven oscillator data set -> out/oscillator"
-rm -rf out/oscillator out/run-oscillator
-odeflash data synth-oscillator --out out/oscillator --train 16 --validation 2
+step "run the trained model, both model files and MMS on every trajectory; Tables I and II -> out/report"
+odeflash eval --data out/memristor out/run-single out/single-nn-memode.ofm \
+    out/single-nn-memode-int8.ofm out/mms --out out/report
+sed -n '/^## Table II/,/^## Figures/p' out/report/report.md | sed '$d'
 
-step "train a neural ODE on it (120 epochs) -> out/run-oscillator"
-odeflash train ode --data out/oscillator --out out/run-oscillator --epochs 120 --lr 5e-3 \
-    --window 50 --batch-size 8 --quiet
-
-step "export f32 and int8, each checked against the trained model in the runtime"
-odeflash export out/run-oscillator --out out/oscillator.ofm
-odeflash export out/run-oscillator --quant int8 --out out/oscillator-int8.ofm
-odeflash inspect out/oscillator-int8.ofm | head -n 12
-
-step "trained outputs"
-echo "learning curve: out/run-oscillator/learning_curve.png (metrics.csv beside it)"
-echo "model files:    out/oscillator.ofm, out/oscillator-int8.ofm"
+step "outputs ($((SECONDS - started)) s after the build)"
+echo "report:         out/report/report.md (Table I per trajectory, Table II, timings), report.json"
+echo "figures:        out/report/fig6_*.png (learning curve, v-i loops), out/report/fig7.png (v, i, v-i),"
+echo "                out/report/fig8.png (L_b per trajectory)"
+echo "learning curve: out/run-single/learning_curve.png (metrics.csv beside it)"
+echo "model files:    out/single-nn-memode.ofm, out/single-nn-memode-int8.ofm"
+echo "baseline:       out/mms/fit.json and its validation plots"

@@ -130,7 +130,7 @@ pub struct TrainCommon {
     /// Samples per training window (0: whole trajectories).
     #[arg(long)]
     pub window: Option<usize>,
-    /// Solver: euler, heun, rk4, rk5, dopri5.
+    /// Solver: euler, heun, rk4, rk5, dopri5, or implicit backward-euler, trapezoid, radau3, radau5.
     #[arg(long, value_parser = parse_solver)]
     pub solver: Option<Solver>,
     /// Adaptive step-size control (rk5 or dopri5).
@@ -149,7 +149,7 @@ pub struct TrainCommon {
 
 fn parse_solver(s: &str) -> Result<Solver, String> {
     Solver::from_name(s)
-        .ok_or_else(|| format!("unknown solver `{s}` (euler, heun, rk4, rk5, dopri5)"))
+        .ok_or_else(|| format!("unknown solver `{s}` (euler, heun, rk4, rk5, dopri5, backward-euler, trapezoid, radau3, radau5)"))
 }
 
 /// `odeflash train ode`.
