@@ -19,6 +19,7 @@ pub mod memristor;
 pub mod model;
 pub mod nn;
 pub mod optim;
+pub mod poly;
 pub mod rng;
 pub mod run;
 pub mod solve;

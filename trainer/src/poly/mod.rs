@@ -1,0 +1,310 @@
+//! Polynomial neural ODEs (paper 002): the Π-net V1 of Chrysos et al. (2022, CCP form) as the
+//! vector field, its exact expansion into "the equation learned", and paper 002's training setup.
+//!
+//! The net, shared with the runtime format: `z = [x.., u]` (`u` is the drive, the last input, zero
+//! for autonomous problems),
+//!
+//! ```text
+//! h_1 = U_1 z + a_1
+//! h_k = (U_k z + a_k) ∘ h_{k-1} + h_{k-1}      k = 2..degree
+//! f   = C h_degree + β
+//! ```
+//!
+//! so `f` is a polynomial of degree `degree` in `z`, with no activation anywhere: expanding the
+//! products of affine forms gives its coefficients exactly ([`expand`]).
+//!
+//! Why an output scale: stiff problems have coefficients over orders of magnitude (`-1e4 y1` next
+//! to `3 y1 y2`), while Adam moves every parameter by about the learning rate per step whatever
+//! its gradient. With `f_i = s_i (C h + β)_i` and `s_i` a fixed per-state scale read off the data
+//! (the largest observed slope `|Δx_i / Δt|`), the trained parameters stay of order one and a
+//! coefficient of 1e4 is reached in as many steps as one of 1. The scale is not a normalization
+//! of the data (paper 002 needs none): it folds exactly into `C` and `β` on export and in the
+//! printed equations.
+
+pub mod expand;
+pub mod fit;
+
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::rng::Rng;
+use crate::solve::VectorField;
+
+/// Shape of a Π-net V1 and its fixed output scale.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PiNetDef {
+    /// Inputs: the states and the drive, `n + 1`.
+    pub inputs: usize,
+    /// Hidden width (every `h_k`).
+    pub width: usize,
+    /// Outputs: the state derivatives, `n`.
+    pub outputs: usize,
+    /// Polynomial degree (number of `U_k`), >= 1.
+    pub degree: usize,
+    /// Fixed per-output scale `s_i` (see the module doc); ones for none.
+    pub out_scale: Vec<f64>,
+}
+
+/// Why a Π-net definition or its parameters were refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolyError {
+    /// A size is zero or inconsistent.
+    #[error("invalid Π-net: {0}")]
+    Shape(String),
+}
+
+impl PiNetDef {
+    /// A net for `n` states (inputs `n + 1` with the drive) with unit output scale.
+    pub fn new(n: usize, width: usize, degree: usize) -> Result<Self, PolyError> {
+        let def = PiNetDef {
+            inputs: n + 1,
+            width,
+            outputs: n,
+            degree,
+            out_scale: vec![1.0; n],
+        };
+        def.validate()?;
+        Ok(def)
+    }
+
+    /// Checks sizes and the scale.
+    pub fn validate(&self) -> Result<(), PolyError> {
+        if self.outputs == 0 || self.inputs == 0 || self.width == 0 || self.degree == 0 {
+            return Err(PolyError::Shape(format!(
+                "inputs {}, width {}, outputs {} and degree {} must all be at least 1",
+                self.inputs, self.width, self.outputs, self.degree
+            )));
+        }
+        if self.out_scale.len() != self.outputs
+            || self.out_scale.iter().any(|s| !s.is_finite() || *s <= 0.0)
+        {
+            return Err(PolyError::Shape(format!(
+                "out_scale needs {} positive finite values, got {:?}",
+                self.outputs, self.out_scale
+            )));
+        }
+        Ok(())
+    }
+
+    /// Parameter shapes in order: `U_1, a_1, ..., U_d, a_d, C, β`, with `U_k: [inputs, width]`,
+    /// `a_k: [1, width]`, `C: [width, outputs]`, `β: [1, outputs]` (weights `[in, out]` as in
+    /// [`crate::nn::MlpDef`]).
+    pub fn param_shapes(&self) -> Vec<[usize; 2]> {
+        let mut s = Vec::with_capacity(2 * self.degree + 2);
+        for _ in 0..self.degree {
+            s.push([self.inputs, self.width]);
+            s.push([1, self.width]);
+        }
+        s.push([self.width, self.outputs]);
+        s.push([1, self.outputs]);
+        s
+    }
+
+    /// Parameter names matching [`PiNetDef::param_shapes`].
+    pub fn param_names(&self) -> Vec<String> {
+        let mut s = Vec::new();
+        for k in 1..=self.degree {
+            s.push(format!("u{k}"));
+            s.push(format!("a{k}"));
+        }
+        s.push("c".into());
+        s.push("beta".into());
+        s
+    }
+
+    /// Checks that `values` has the shapes of [`PiNetDef::param_shapes`].
+    pub fn check_values(&self, values: &[Vec<f32>]) -> Result<(), PolyError> {
+        let shapes = self.param_shapes();
+        if values.len() != shapes.len()
+            || values
+                .iter()
+                .zip(&shapes)
+                .any(|(v, s)| v.len() != s[0] * s[1])
+        {
+            return Err(PolyError::Shape(format!(
+                "expected {} parameter tensors of sizes {:?}, got sizes {:?}",
+                shapes.len(),
+                shapes.iter().map(|s| s[0] * s[1]).collect::<Vec<_>>(),
+                values.iter().map(Vec::len).collect::<Vec<_>>()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Seeded initial values: `U_k ~ N(0, 1/inputs)` so every factor `U_k z + a_k` starts of
+    /// order one on states of order one; `a_k = 0`, so at the start `h_k ≈ h_1` (the skip path
+    /// carries the linear terms, which stiff problems are dominated by); `C ~ N(0, (0.1)^2 /
+    /// width)` and `β = 0`, so the initial field is a tenth of the data's slopes: a mild, stable
+    /// start for every solver, explicit ones included.
+    pub fn init(&self, rng: &mut Rng) -> Vec<Vec<f32>> {
+        let mut out = Vec::new();
+        let su = (1.0 / self.inputs as f64).sqrt();
+        let sc = 0.1 / (self.width as f64).sqrt();
+        for _ in 0..self.degree {
+            out.push(
+                (0..self.inputs * self.width)
+                    .map(|_| (rng.normal() * su) as f32)
+                    .collect(),
+            );
+            out.push(vec![0.0; self.width]);
+        }
+        out.push(
+            (0..self.width * self.outputs)
+                .map(|_| (rng.normal() * sc) as f32)
+                .collect(),
+        );
+        out.push(vec![0.0; self.outputs]);
+        out
+    }
+
+    /// `f(z)` in f64 for one input `z` (`inputs` values), the reference the expansion and the
+    /// burn forward pass are checked against.
+    pub fn eval_f64(&self, values: &[Vec<f32>], z: &[f64]) -> Vec<f64> {
+        let (w, ni) = (self.width, self.inputs);
+        let affine = |k: usize| -> Vec<f64> {
+            let u = &values[2 * k];
+            let a = &values[2 * k + 1];
+            (0..w)
+                .map(|j| a[j] as f64 + (0..ni).map(|i| u[i * w + j] as f64 * z[i]).sum::<f64>())
+                .collect()
+        };
+        let mut h = affine(0);
+        for k in 1..self.degree {
+            let g = affine(k);
+            for j in 0..w {
+                h[j] = g[j] * h[j] + h[j];
+            }
+        }
+        let c = &values[2 * self.degree];
+        let beta = &values[2 * self.degree + 1];
+        (0..self.outputs)
+            .map(|o| {
+                let v = beta[o] as f64
+                    + (0..w)
+                        .map(|j| c[j * self.outputs + o] as f64 * h[j])
+                        .sum::<f64>();
+                v * self.out_scale[o]
+            })
+            .collect()
+    }
+
+    /// The parameters with the output scale folded into `C` and `β` (the net the runtime runs
+    /// and the printer expands; scale one afterwards).
+    pub fn fold_scale(&self, values: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        let mut v = values.to_vec();
+        let d = self.degree;
+        for (k, c) in v[2 * d].iter_mut().enumerate() {
+            *c = (*c as f64 * self.out_scale[k % self.outputs]) as f32;
+        }
+        for (o, b) in v[2 * d + 1].iter_mut().enumerate() {
+            *b = (*b as f64 * self.out_scale[o]) as f32;
+        }
+        v
+    }
+}
+
+/// A Π-net with its parameters on a backend, ready to evaluate.
+pub struct PiNet<'a, B: Backend> {
+    /// Definition.
+    pub def: &'a PiNetDef,
+    /// Parameters, see [`PiNetDef::param_shapes`].
+    pub params: &'a [Tensor<B, 2>],
+    /// `[1, outputs]` output scale.
+    scale: Tensor<B, 2>,
+}
+
+impl<'a, B: Backend> PiNet<'a, B> {
+    /// Binds parameters to a definition; the scale tensor is built once here.
+    pub fn new(def: &'a PiNetDef, params: &'a [Tensor<B, 2>], device: &B::Device) -> Self {
+        let s: Vec<f32> = def.out_scale.iter().map(|&v| v as f32).collect();
+        PiNet {
+            def,
+            params,
+            scale: Tensor::from_data(TensorData::new(s, [1, def.outputs]), device),
+        }
+    }
+
+    /// `f(z)` for a batch `z: [batch, inputs]`.
+    pub fn forward(&self, z: Tensor<B, 2>) -> Tensor<B, 2> {
+        let p = self.params;
+        let mut h = z.clone().matmul(p[0].clone()) + p[1].clone();
+        for k in 1..self.def.degree {
+            let g = z.clone().matmul(p[2 * k].clone()) + p[2 * k + 1].clone();
+            h = g * h.clone() + h;
+        }
+        let d = self.def.degree;
+        (h.matmul(p[2 * d].clone()) + p[2 * d + 1].clone()) * self.scale.clone()
+    }
+}
+
+impl<B: Backend> VectorField<B> for PiNet<'_, B> {
+    fn eval(&self, x: Tensor<B, 2>, u: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.forward(Tensor::cat(vec![x, u], 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Cpu;
+    use crate::nn::upload;
+
+    #[test]
+    fn burn_forward_matches_f64_reference() {
+        let mut def = PiNetDef::new(3, 5, 3).unwrap();
+        def.out_scale = vec![2.0, 300.0, 0.5];
+        let mut rng = Rng::new(7);
+        let mut values = def.init(&mut rng);
+        for v in values.iter_mut() {
+            for x in v.iter_mut() {
+                *x += (rng.normal() * 0.3) as f32;
+            }
+        }
+        let device = Default::default();
+        let p = upload::<Cpu>(&values, &def.param_shapes(), &device);
+        let net = PiNet::new(&def, &p, &device);
+        let zs: Vec<Vec<f64>> = (0..6)
+            .map(|_| (0..4).map(|_| rng.normal()).collect())
+            .collect();
+        let flat: Vec<f32> = zs.iter().flatten().map(|&v| v as f32).collect();
+        let out = net
+            .forward(Tensor::from_data(TensorData::new(flat, [6, 4]), &device))
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .unwrap();
+        for (b, z) in zs.iter().enumerate() {
+            let r = def.eval_f64(&values, z);
+            for o in 0..3 {
+                let got = out[b * 3 + o] as f64;
+                assert!(
+                    (got - r[o]).abs() <= 1e-4 * (1.0 + r[o].abs()),
+                    "row {b} output {o}: burn {got} vs f64 {}",
+                    r[o]
+                );
+            }
+        }
+        // Folding the scale in leaves the field unchanged.
+        let mut unit = def.clone();
+        unit.out_scale = vec![1.0; 3];
+        let folded = def.fold_scale(&values);
+        for z in &zs {
+            let a = def.eval_f64(&values, z);
+            let b = unit.eval_f64(&folded, z);
+            for o in 0..3 {
+                assert!((a[o] - b[o]).abs() <= 1e-5 * (1.0 + a[o].abs()));
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_bad_shapes() {
+        assert!(PiNetDef::new(0, 4, 2).is_err());
+        assert!(PiNetDef::new(2, 4, 0).is_err());
+        let def = PiNetDef::new(2, 4, 2).unwrap();
+        assert!(def.check_values(&[vec![0.0; 3]]).is_err());
+        let mut rng = Rng::new(1);
+        assert!(def.check_values(&def.init(&mut rng)).is_ok());
+    }
+}
