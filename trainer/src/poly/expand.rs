@@ -142,9 +142,10 @@ pub fn expand(
     }
     let d = def.degree;
     let (c, beta) = (&values[2 * d], &values[2 * d + 1]);
+    let scale = def.total_scale(values);
     let rows = (0..def.outputs)
         .map(|o| {
-            let s = def.out_scale[o];
+            let s = scale[o];
             let mut p = Polynomial::zero(ni);
             p.add_term(vec![0; ni], f64::from(beta[o]) * s);
             for (j, hj) in h.iter().enumerate() {
@@ -308,7 +309,7 @@ mod tests {
                 let net = def.eval_f64(&values, &z);
                 for o in 0..n {
                     let p = eq.rows[o].eval(&z);
-                    let scale = net[o].abs().max(1e-3 * def.out_scale[o]);
+                    let scale = net[o].abs().max(1e-3 * def.total_scale(&values)[o]);
                     assert!(
                         (p - net[o]).abs() <= 1e-10 * scale,
                         "n={n} d={degree} out {o}: expansion {p} vs net {}",
@@ -338,6 +339,7 @@ mod tests {
             vec![0.0, -3.0],          // a2
             vec![3.0, -1.0],          // C [2, 1]
             vec![0.5],                // beta
+            vec![0.0],                // log-scale
         ];
         let eq = expand(&def, &values, &default_vars(1)).unwrap();
         let mut want = BTreeMap::new();

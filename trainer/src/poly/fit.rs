@@ -132,10 +132,17 @@ pub type DriveFn<'a> = Option<&'a (dyn Fn(f64) -> f64 + Sync)>;
 pub struct FitConfig {
     /// Epochs (one Adam step per epoch: the whole data set is one batch).
     pub epochs: usize,
-    /// Adam learning rate.
+    /// Adam learning rate at the first epoch.
     pub lr: f64,
+    /// Learning rate at the last epoch: the rate decays exponentially from `lr` to it, so the
+    /// large coefficients of stiff problems are reached in few steps and then resolved finely.
+    pub lr_final: f64,
     /// Solver steps per interval.
     pub substeps: usize,
+    /// Adam's second-moment decay. Below PyTorch's 0.999: the SSR gradient of a stiff fit shrinks
+    /// by orders of magnitude once the slow manifold is matched, and a long memory of the early
+    /// large gradients then throttles the steps along the weakly determined stiff direction.
+    pub beta2: f64,
 }
 
 impl FitConfig {
@@ -146,8 +153,12 @@ impl FitConfig {
                 "epochs and substeps must be at least 1".into(),
             ));
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(FitError::Config(format!("lr {} must be positive", self.lr)));
+        if !(self.lr > 0.0 && self.lr.is_finite() && self.lr_final > 0.0 && self.lr_final <= self.lr)
+        {
+            return Err(FitError::Config(format!(
+                "lr {} and lr_final {} must be positive with lr_final <= lr",
+                self.lr, self.lr_final
+            )));
         }
         Ok(())
     }
@@ -400,7 +411,9 @@ pub fn fit<B: AutodiffBackend>(
             best = (loss, download(&params));
         }
         losses.push(loss);
-        opt.step(cfg.lr, &mut params, &grads);
+        let frac = (epoch - 1) as f64 / (cfg.epochs.max(2) - 1) as f64;
+        let lr = cfg.lr * (cfg.lr_final / cfg.lr).powf(frac);
+        opt.step(lr, &mut params, &grads);
         on_epoch(epoch, loss);
     }
     let epochs_run = losses.len().max(1);
@@ -524,5 +537,59 @@ mod tests {
             x: vec![vec![1.0], vec![2.0]],
         };
         assert!(Intervals::new(&[back]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod recovery {
+    use super::*;
+    use crate::backend::CpuAd;
+    use crate::poly::expand::{default_vars, expand};
+    use crate::rng::Rng;
+    use crate::solve::ExplicitRk;
+    use odeflash_runtime::Solver;
+
+    /// `y' = -1000 y + 3000 - 2000 e^{-t}`, `y(0) = 0`: exact solution.
+    fn linear_exact(t: f64) -> f64 {
+        3.0 - 2000.0 / 999.0 * (-t).exp() + (2000.0 / 999.0 - 3.0) * (-1000.0 * t).exp()
+    }
+
+    #[test]
+    #[ignore = "tuning run"]
+    fn linear_tuning() {
+        let points: usize = std::env::var("PTS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+        let epochs: usize = std::env::var("EP").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
+        let lr: f64 = std::env::var("LR").ok().and_then(|s| s.parse().ok()).unwrap_or(1e-1);
+        let lr_final: f64 = std::env::var("LRF").ok().and_then(|s| s.parse().ok()).unwrap_or(1e-4);
+        let beta2: f64 = std::env::var("B2").ok().and_then(|s| s.parse().ok()).unwrap_or(0.99);
+        let deg: usize = std::env::var("DEG").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+        let sub: usize = std::env::var("SUB").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+        let t: Vec<f64> = (0..points).map(|k| k as f64 / (points - 1) as f64).collect();
+        let x = t.iter().map(|&t| vec![linear_exact(t)]).collect();
+        let data = Intervals::new(&[Trajectory { t, x }]).unwrap();
+        let mut def = PiNetDef::new(1, 4, deg).unwrap();
+        def.out_scale = data.slope_scale();
+        eprintln!("scale {:?}", def.out_scale);
+        let init = def.init(&mut Rng::new(1));
+        let u = |t: f64| (-t).exp();
+        let device = Default::default();
+        let rep = fit::<CpuAd>(
+            &def,
+            init,
+            &data,
+            Some(&u),
+            &ExplicitRk(Solver::Rk4),
+            &FitConfig { epochs, lr, lr_final, substeps: sub, beta2 },
+            &device,
+            &mut |e, l| {
+                if e % (epochs / 10).max(1) == 0 {
+                    eprintln!("epoch {e} loss {l:e}");
+                }
+            },
+        )
+        .unwrap();
+        let eq = expand(&def, &rep.params, &default_vars(1)).unwrap();
+        eprintln!("{:?} {:.3} ms/epoch", rep.outcome, rep.seconds_per_epoch * 1e3);
+        eprintln!("{}", eq.print(1e-3).join("\n"));
     }
 }
