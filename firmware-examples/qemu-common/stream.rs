@@ -182,7 +182,7 @@ fn run() -> ExitStatus {
     let config = SimConfig {
         dt: params::DT,
         solver: params::SOLVER,
-        substeps: params::SUBSTEPS,
+        substeps: params::SUBSTEPS, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     info!(
         "config dt {=f32} amplitude {=f32} phase_step {=f32} samples {=u32}",

@@ -108,6 +108,56 @@ impl Activation {
         }
     }
 
+    /// Derivative with respect to the pre-activation `x`, for the forward-mode Jacobians of the
+    /// implicit solvers. At the kinks of ReLU and leaky ReLU (`x = 0`) it is the left derivative,
+    /// as `apply` takes the left branch there.
+    #[inline]
+    pub fn derivative(&self, x: f32) -> f32 {
+        match *self {
+            Activation::Identity => 1.0,
+            Activation::Relu => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::LeakyRelu { slope } => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    slope
+                }
+            }
+            Activation::Elu { alpha } => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    alpha * libm::expf(x)
+                }
+            }
+            Activation::Gelu => {
+                const K: f32 = 0.797_884_6; // sqrt(2 / pi)
+                let t = libm::tanhf(K * (x + 0.044_715 * x * x * x));
+                0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * K * (1.0 + 3.0 * 0.044_715 * x * x)
+            }
+            Activation::Silu => {
+                let s = sigmoid(x);
+                s + x * s * (1.0 - s)
+            }
+            Activation::Tanh => {
+                let t = libm::tanhf(x);
+                1.0 - t * t
+            }
+            Activation::Sigmoid => {
+                let s = sigmoid(x);
+                s * (1.0 - s)
+            }
+            Activation::Sin => cos(x),
+            Activation::Softplus => sigmoid(x),
+        }
+    }
+
     /// Applies the activation in place.
     #[inline]
     pub fn apply_slice(&self, xs: &mut [f32]) {
@@ -125,9 +175,21 @@ impl Activation {
 /// three-part constant, then the Cephes minimax polynomials on [-pi/4, pi/4]; within 2 ulp of
 /// the true value for |x| < 8192, and bounded (never NaN for finite x) beyond.
 #[inline]
+pub fn sin(x: f32) -> f32 {
+    sin_quadrant(x, 0)
+}
+
+/// `cos(x)` with the same reduction and polynomials as [`sin`] (a quarter turn further).
+#[inline]
+pub fn cos(x: f32) -> f32 {
+    sin_quadrant(x, 1)
+}
+
+/// `sin(x + shift * pi / 2)`, the quarter turns added after the reduction so they are exact.
+#[inline]
 // The constants are the published digits; the compiler rounds them to f32.
 #[allow(clippy::excessive_precision)]
-pub fn sin(x: f32) -> f32 {
+fn sin_quadrant(x: f32, shift: i32) -> f32 {
     if !x.is_finite() {
         return f32::NAN;
     }
@@ -145,7 +207,7 @@ pub fn sin(x: f32) -> f32 {
             * (4.166_664_568_298_827e-2
                 + z * (-1.388_731_625_493_765e-3 + z * 2.443_315_711_809_948e-5));
     // Quadrant from the low two bits of k (k is integral; the cast saturates for huge |x|).
-    match (k as i32) & 3 {
+    match (k as i32).wrapping_add(shift) & 3 {
         0 => sin_r,
         1 => cos_r,
         2 => -sin_r,
@@ -222,6 +284,36 @@ mod tests {
                 assert!(
                     (got - want).abs() <= tol,
                     "{} at {x}: {got} vs {want}",
+                    a.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn derivatives_match_central_differences_of_the_f64_reference() {
+        let all = [
+            Activation::Identity,
+            Activation::Relu,
+            Activation::LeakyRelu { slope: 0.01 },
+            Activation::Elu { alpha: 1.0 },
+            Activation::Gelu,
+            Activation::Silu,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Sin,
+            Activation::Softplus,
+        ];
+        for a in &all {
+            for i in -400..=400 {
+                // Off the kink at 0 of ReLU and leaky ReLU.
+                let x = i as f32 * 0.05 + 0.013;
+                let d = 1e-5;
+                let fd = (reference(a, x as f64 + d) - reference(a, x as f64 - d)) / (2.0 * d);
+                let got = a.derivative(x) as f64;
+                assert!(
+                    (got - fd).abs() <= 1e-5 * (1.0 + fd.abs()),
+                    "{} at {x}: {got} vs {fd}",
                     a.name()
                 );
             }

@@ -188,7 +188,25 @@ fn simulate_with(
     threads: usize,
     kernel: Kernel,
 ) -> Result<Vec<Trajectory>, BatchError> {
-    let ctx = Ctx::new(model, config, kernel);
+    // The lockstep kernels are written for MLPs and explicit tableaux; a Π-net or an implicit
+    // solver runs trajectory by trajectory with `Simulator`, which supports both.
+    let Some(f) = model.dynamics.net() else {
+        return Err(BatchError::Config {
+            trajectory: 0,
+            error: SimError::InvalidConfig {
+                what: "dynamics (the batched path runs MLP nets only; use Simulator for a Π-net)",
+            },
+        });
+    };
+    if config.solver.is_implicit() && model.dynamics.is_continuous() {
+        return Err(BatchError::Config {
+            trajectory: 0,
+            error: SimError::InvalidConfig {
+                what: "solver (the batched path runs explicit solvers only; use Simulator)",
+            },
+        });
+    }
+    let ctx = Ctx::new(model, f, config, kernel);
     // Validate with the simulator itself, so the checks (and the initial clamp) cannot drift.
     let mut scratch = vec![0.0f32; model.cost(config.solver, config.substeps).scratch_f32];
     let mut members = Vec::with_capacity(inputs.len());
@@ -921,8 +939,8 @@ struct Work {
 }
 
 impl<'m, 'a> Ctx<'m, 'a> {
-    fn new(model: &'m Model<'a>, config: SimConfig, kernel: Kernel) -> Self {
-        let f = Net::new(model.dynamics.net());
+    fn new(model: &'m Model<'a>, f: &Mlp<'a>, config: SimConfig, kernel: Kernel) -> Self {
+        let f = Net::new(f);
         let g = match &model.readout {
             Readout::Net { g, .. } => Some(Net::new(g)),
             _ => None,
@@ -930,7 +948,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
         let stride = g.as_ref().map_or(f.stride, |g| g.stride.max(f.stride));
         let tab = config.solver.tableau();
         let stages = match model.dynamics {
-            Dynamics::Ode { .. } => tab.stages.min(MAX_STAGES),
+            Dynamics::Ode { .. } | Dynamics::PolyOde { .. } => tab.stages.min(MAX_STAGES),
             Dynamics::Iterator { .. } => 1,
         };
         let mut a = [[0.0f32; MAX_STAGES]; MAX_STAGES];
@@ -1155,7 +1173,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
         let n = self.n;
         let st = self.stages;
         match &self.model.dynamics {
-            Dynamics::Ode { .. } => {
+            Dynamics::Ode { .. } | Dynamics::PolyOde { .. } => {
                 let m = self.config.substeps;
                 for s in 0..m {
                     for stage in 0..st {
@@ -1414,6 +1432,7 @@ mod tests {
                         dt: 1e-3,
                         solver,
                         substeps,
+                        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
                     };
                     let want = reference(&model, config, &inputs);
                     for kernel in portable_kernels() {
@@ -1440,6 +1459,7 @@ mod tests {
             dt: 1e-3,
             solver: Solver::Rk4,
             substeps: 1,
+            newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
         };
         let ds = drives(13, 80, 2);
         let x0s: Vec<[f32; 1]> = (0..ds.len()).map(|t| [t as f32 / 10.0 - 0.1]).collect();
@@ -1472,6 +1492,7 @@ mod tests {
             dt: 1e-3,
             solver: Solver::Rk4,
             substeps: 1,
+            newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
         };
         let ds = drives(GROUP + 5, 12, 9);
         let inputs: Vec<Input<'_>> = ds.iter().map(|d| Input::new(d)).collect();
@@ -1497,6 +1518,7 @@ mod tests {
                         dt: 1e-3,
                         solver: Solver::Rk4,
                         substeps: 1,
+                        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
                     };
                     let want = reference(&model, config, &inputs);
                     for kernel in portable_kernels() {
@@ -1520,6 +1542,7 @@ mod tests {
                 dt: 2e-3,
                 solver,
                 substeps: 2,
+                newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
             };
             let want = reference(&model, config, &inputs);
             let got = simulate_batch(
@@ -1542,6 +1565,7 @@ mod tests {
             dt: 1e-3,
             solver: Solver::Rk4,
             substeps: 1,
+            newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
         };
         let ds = drives(11, 2000, 5);
         let inputs: Vec<Input<'_>> = ds.iter().map(|d| Input::new(d)).collect();
@@ -1577,6 +1601,7 @@ mod tests {
             dt: 1e-3,
             solver: Solver::Heun,
             substeps: 1,
+            newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
         };
         let ds = drives(6, 30, 6);
         let mut bad3 = ds[3].clone();
@@ -1633,6 +1658,7 @@ mod tests {
             dt: 1e-3,
             solver: Solver::Euler,
             substeps: 1,
+            newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
         };
         let ds = drives(4, 120, 7);
         let inputs: Vec<Input<'_>> = ds.iter().map(|d| Input::new(d)).collect();

@@ -1,5 +1,7 @@
 use core::fmt;
 
+use crate::implicit::NewtonFailure;
+
 /// Why a model blob was refused. Each variant names the likely cause.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -113,6 +115,14 @@ pub enum SimError {
         /// Elements given.
         available: u32,
     },
+    /// An implicit step's Newton system could not be solved: the Newton matrix is singular
+    /// (the step meets an eigenvalue `1 / (h a)` of the Jacobian) or not finite.
+    NewtonFailed {
+        /// Sample index at which it happened.
+        step: u32,
+        /// Singular or non-finite.
+        reason: NewtonFailure,
+    },
 }
 
 /// Any runtime error.
@@ -202,6 +212,9 @@ impl fmt::Display for SimError {
             }
             SimError::OutputLength { needed, available } => {
                 write!(f, "output buffer holds {available} values, {needed} needed")
+            }
+            SimError::NewtonFailed { step, reason } => {
+                write!(f, "implicit step failed at sample {step}: {reason}")
             }
         }
     }

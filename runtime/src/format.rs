@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::activation::Activation;
 use crate::crc::Crc32;
 use crate::error::DecodeError;
-use crate::limits::{MAX_LAYERS, MAX_NAME, MAX_STATES, MAX_WIDTH};
-use crate::model::{Circuit, Dynamics, IteratorForm, Layer, Mlp, Model, Readout, Weights};
+use crate::limits::{MAX_DEGREE, MAX_LAYERS, MAX_NAME, MAX_STATES, MAX_WIDTH};
+use crate::model::{Circuit, Dynamics, IteratorForm, Layer, Mlp, Model, PiNet, Readout, Weights};
 
 /// First four bytes of every model file.
 pub const MAGIC: [u8; 4] = *b"ODFM";
@@ -88,6 +88,18 @@ pub struct WireMlp {
     pub out_offset: TensorRef,
 }
 
+/// A polynomial (Π-net V1) net in the descriptor: `degree` layers `U_k` (inputs to width) and
+/// `C` (width to outputs), all with identity activation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WirePiNet {
+    /// Inputs.
+    pub n_in: u16,
+    /// `U_1 .. U_degree` with biases `a_k`.
+    pub u: Vec<WireLayer, MAX_DEGREE>,
+    /// `C` with bias `β`.
+    pub c: WireLayer,
+}
+
 /// Dynamics in the descriptor. New kinds are appended, never inserted, so old files keep their
 /// variant indices.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -105,6 +117,12 @@ pub enum WireDynamics {
         form: IteratorForm,
         /// Sample interval, seconds.
         dt: f32,
+    },
+    /// Continuous-time polynomial vector field (appended in version 1: older runtimes refuse it
+    /// with `Descriptor`).
+    PolyOde {
+        /// The Π-net.
+        net: WirePiNet,
     },
 }
 
@@ -451,20 +469,7 @@ fn read_mlp<'a>(
                 what: "activation parameter",
             });
         }
-        let weights = match l.weights {
-            WireWeights::F32(w) => Weights::F32(data.f32s(w, width * out, "layer weights")?),
-            WireWeights::Int8 { q, scales } => Weights::Int8 {
-                q: data.i8s(q, width * out, "int8 weights")?,
-                scales: data.f32s(scales, out, "int8 scales")?,
-            },
-        };
-        let layer = Layer {
-            n_in: width as u16,
-            n_out: l.n_out,
-            activation: l.activation,
-            weights,
-            bias: data.f32s(l.bias, out, "layer bias")?,
-        };
+        let layer = read_layer(data, &l, width)?;
         // Cannot fail: `count <= MAX_LAYERS` was checked.
         let _ = mlp.layers.push(layer);
         width = out;
@@ -480,6 +485,96 @@ fn read_mlp<'a>(
     let out_offset: TensorRef = r.take()?;
     mlp.out_scale = data.f32s(out_scale, n_out, "output scale")?;
     mlp.out_offset = data.f32s(out_offset, n_out, "output offset")?;
+    Ok(())
+}
+
+/// Resolves one layer's weights and bias, `n_in x n_out`.
+fn read_layer<'a>(data: &Data<'a>, l: &WireLayer, n_in: usize) -> Result<Layer<'a>, DecodeError> {
+    let out = l.n_out as usize;
+    let weights = match l.weights {
+        WireWeights::F32(w) => Weights::F32(data.f32s(w, n_in * out, "layer weights")?),
+        WireWeights::Int8 { q, scales } => Weights::Int8 {
+            q: data.i8s(q, n_in * out, "int8 weights")?,
+            scales: data.f32s(scales, out, "int8 scales")?,
+        },
+    };
+    Ok(Layer {
+        n_in: n_in as u16,
+        n_out: l.n_out,
+        activation: l.activation,
+        weights,
+        bias: data.f32s(l.bias, out, "layer bias")?,
+    })
+}
+
+/// Reads one Π-net into `net` (which starts empty), in place.
+#[inline(never)]
+fn read_pinet<'a>(
+    r: &mut Reader<'_>,
+    data: &Data<'a>,
+    n_in: usize,
+    n_out: usize,
+    net: &mut PiNet<'a>,
+) -> Result<(), DecodeError> {
+    let wire_n_in: u16 = r.take()?;
+    if wire_n_in as usize != n_in {
+        return Err(DecodeError::ShapeMismatch {
+            what: "pi-net inputs",
+            expected: n_in as u32,
+            found: wire_n_in as u32,
+        });
+    }
+    check_width("layer width", n_in)?;
+    let degree = r.tag()? as usize;
+    if degree == 0 {
+        return Err(DecodeError::ShapeMismatch {
+            what: "pi-net degree",
+            expected: 1,
+            found: 0,
+        });
+    }
+    if degree > MAX_DEGREE {
+        return Err(DecodeError::CapacityExceeded {
+            what: "pi-net degree",
+            limit: MAX_DEGREE as u32,
+            found: degree as u32,
+        });
+    }
+    let mut width = 0usize;
+    for k in 0..degree {
+        let l: WireLayer = r.take()?;
+        let out = l.n_out as usize;
+        check_width("layer width", out)?;
+        if l.activation != Activation::Identity {
+            return Err(DecodeError::InvalidValue {
+                what: "pi-net activation (must be identity)",
+            });
+        }
+        if k > 0 && out != width {
+            return Err(DecodeError::ShapeMismatch {
+                what: "pi-net width",
+                expected: width as u32,
+                found: out as u32,
+            });
+        }
+        width = out;
+        // Cannot fail: `degree <= MAX_DEGREE` was checked.
+        let _ = net.u.push(read_layer(data, &l, n_in)?);
+    }
+    let c: WireLayer = r.take()?;
+    if c.activation != Activation::Identity {
+        return Err(DecodeError::InvalidValue {
+            what: "pi-net activation (must be identity)",
+        });
+    }
+    if c.n_out as usize != n_out {
+        return Err(DecodeError::ShapeMismatch {
+            what: "pi-net outputs",
+            expected: n_out as u32,
+            found: c.n_out as u32,
+        });
+    }
+    net.c = read_layer(data, &c, width)?;
     Ok(())
 }
 
@@ -590,6 +685,12 @@ impl<'a> Model<'a> {
                     read_mlp(&mut r, &data, n + 1, n, "iterator net inputs/outputs", net)?;
                     *form = r.take()?;
                     *dt = positive(r.take()?, "iterator dt")?;
+                }
+            }
+            2 => {
+                model.dynamics = Dynamics::PolyOde { net: PiNet::EMPTY };
+                if let Dynamics::PolyOde { net } = &mut model.dynamics {
+                    read_pinet(&mut r, &data, n + 1, n, net)?;
                 }
             }
             _ => return Err(DecodeError::Descriptor),

@@ -1,10 +1,13 @@
-//! Implicit single-step methods for stiff dynamics: their Butcher tableaux, in one place.
+//! Implicit single-step methods for stiff dynamics: their Butcher tableaux, in one place, and the
+//! fixed-Newton device step that runs them.
 //!
 //! The trainer (Newton + implicit-function-theorem gradients, adaptive Radau5) and the runtime's
 //! fixed-Newton device steps both read these constants, so a model trained with a method runs on
 //! the device with exactly the same coefficients. Values from Hairer & Wanner, *Solving Ordinary
 //! Differential Equations II*, sec. IV.5 (Radau IIA) and the trapezoid rule written as the
 //! two-stage Lobatto IIIA method (its first stage is explicit: `Y1 = y0`).
+
+use crate::solver::Real;
 
 /// Most stages of any implicit tableau here (Radau IIA order 5).
 pub const MAX_IMPLICIT_STAGES: usize = 3;
@@ -13,7 +16,7 @@ pub const MAX_IMPLICIT_STAGES: usize = 3;
 /// `y1 = y0 + h Σ_j b[j] f(Y_j)`. Every method here is stiffly accurate except the trapezoid
 /// rule, whose last row of `a` is `b` as well, so `y1` is the last stage in all four.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ImplicitTableau {
+pub struct ImplicitTableau<T = f64> {
     /// Name as in the literature.
     pub name: &'static str,
     /// Number of stages.
@@ -21,14 +24,44 @@ pub struct ImplicitTableau {
     /// Classical order of the solution.
     pub order: u8,
     /// Stage coefficients.
-    pub a: [[f64; MAX_IMPLICIT_STAGES]; MAX_IMPLICIT_STAGES],
+    pub a: [[T; MAX_IMPLICIT_STAGES]; MAX_IMPLICIT_STAGES],
     /// Weights.
-    pub b: [f64; MAX_IMPLICIT_STAGES],
+    pub b: [T; MAX_IMPLICIT_STAGES],
     /// Nodes: stage `i` is at `t + c[i] h`.
-    pub c: [f64; MAX_IMPLICIT_STAGES],
+    pub c: [T; MAX_IMPLICIT_STAGES],
     /// Index of the first stage that is implicit (1 for the trapezoid rule, whose first stage is
     /// the step start, 0 otherwise).
     pub first_implicit: usize,
+}
+
+const fn row3_f32(r: &[f64; MAX_IMPLICIT_STAGES]) -> [f32; MAX_IMPLICIT_STAGES] {
+    [r[0] as f32, r[1] as f32, r[2] as f32]
+}
+
+impl ImplicitTableau<f64> {
+    /// The same tableau rounded to f32 at compile time (no soft-float f64 on the device).
+    pub const fn to_f32(&self) -> ImplicitTableau<f32> {
+        ImplicitTableau {
+            name: self.name,
+            stages: self.stages,
+            order: self.order,
+            a: [
+                row3_f32(&self.a[0]),
+                row3_f32(&self.a[1]),
+                row3_f32(&self.a[2]),
+            ],
+            b: row3_f32(&self.b),
+            c: row3_f32(&self.c),
+            first_implicit: self.first_implicit,
+        }
+    }
+}
+
+impl<T> ImplicitTableau<T> {
+    /// Stages solved for by Newton's method (`stages - first_implicit`).
+    pub const fn implicit_stages(&self) -> usize {
+        self.stages.saturating_sub(self.first_implicit)
+    }
 }
 
 /// Backward (implicit) Euler, order 1, L-stable.
@@ -83,6 +116,199 @@ pub const RADAU_IIA5: ImplicitTableau = ImplicitTableau {
     c: [0.1550510257216822, 0.6449489742783178, 1.0],
     first_implicit: 0,
 };
+
+/// Why a Newton iteration of an implicit step could not continue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum NewtonFailure {
+    /// The Newton matrix `I - h (A ⊗ J)` is singular to working precision: a pivot of the
+    /// elimination is at most `ε` times its largest entry (the step size meets an eigenvalue
+    /// `1 / (h a)` of the Jacobian, or the Jacobian is degenerate).
+    Singular,
+    /// The Newton matrix or the Newton update holds NaN or infinity (the vector field or its
+    /// Jacobian overflowed).
+    NonFinite,
+    /// The scratch slice is shorter than [`implicit_scratch_len`].
+    ScratchTooSmall,
+}
+
+impl core::fmt::Display for NewtonFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            NewtonFailure::Singular => "the Newton matrix is singular",
+            NewtonFailure::NonFinite => "the Newton matrix or update is not finite",
+            NewtonFailure::ScratchTooSmall => "the Newton scratch is too small",
+        })
+    }
+}
+
+/// Scratch of [`implicit_step`], in scalars, for `n` states and a tableau with `stages` stages
+/// of which `implicit` are implicit: the augmented Newton matrix `N x (N + 1)` (`N = implicit *
+/// n`), the stage derivatives, the stage increments, one `n x n` Jacobian and one stage state.
+pub const fn implicit_scratch_len(n: usize, stages: usize, implicit: usize) -> usize {
+    let big = implicit * n;
+    big * (big + 1) + stages * n + implicit * n + n * n + n
+}
+
+/// One step of size `h` of an implicit Runge-Kutta method from `x` into `out`, with exactly
+/// `iters` full Newton iterations (deterministic cost: no convergence test, no early exit).
+///
+/// The unknowns are the increments `Z_i = Y_i - x` of the implicit stages, starting from zero
+/// (an explicit predictor would be worse than none for a stiff field). Each iteration evaluates
+/// the field and its Jacobian at every implicit stage, assembles `M = I - h (A ⊗ J_j)` (block
+/// `(i, j)` is `δ_ij I - h a_ij J_j`, the exact Jacobian of the stage equations) and solves
+/// `M ΔZ = -(Z - h A F)` by Gaussian elimination with partial pivoting. The explicit first stage
+/// of the trapezoid rule (a zero row of `a`) is evaluated once at `x`. Every tableau here is
+/// stiffly accurate, so the solution is the last stage, `out = x + Z_last`: no extra evaluation,
+/// and no amplification of the Newton residual by `h f` on stiff components.
+///
+/// `f(c, y, dy, jac)` writes the field at stage node `c` (a fraction of the step) and state `y`
+/// into `dy` and, when `jac` is given, its Jacobian `∂f/∂y` row-major (`jac[p * n + q] =
+/// ∂f_p/∂y_q`). `scratch` holds [`implicit_scratch_len`] values. A singular or non-finite
+/// Newton matrix is an error, never a panic.
+pub fn implicit_step<T: Real, E: From<NewtonFailure>>(
+    tab: &ImplicitTableau<T>,
+    h: T,
+    iters: u8,
+    x: &[T],
+    scratch: &mut [T],
+    out: &mut [T],
+    mut f: impl FnMut(T, &[T], &mut [T], Option<&mut [T]>) -> Result<(), E>,
+) -> Result<(), E> {
+    let n = x.len();
+    let s = tab.stages.min(MAX_IMPLICIT_STAGES);
+    let fi = tab.first_implicit.min(s);
+    let m = s - fi;
+    let big = m * n;
+    let cols = big + 1;
+    if scratch.len() < implicit_scratch_len(n, s, m) || out.len() != n || m == 0 {
+        return Err(NewtonFailure::ScratchTooSmall.into());
+    }
+    let (mat, rest) = scratch.split_at_mut(big * cols);
+    let (fs, rest) = rest.split_at_mut(s * n);
+    let (z, rest) = rest.split_at_mut(m * n);
+    let (jac, rest) = rest.split_at_mut(n * n);
+    let y = &mut rest[..n];
+    z.fill(T::ZERO);
+    for (j, fj) in fs.chunks_exact_mut(n).take(fi).enumerate() {
+        f(tab.c[j], x, fj, None)?;
+    }
+    for _ in 0..iters {
+        mat.fill(T::ZERO);
+        for (ii, zi) in z.chunks_exact(n).enumerate() {
+            let stage = fi + ii;
+            for ((yv, &xv), &zv) in y.iter_mut().zip(x).zip(zi) {
+                *yv = xv + zv;
+            }
+            let Some(fj) = fs.get_mut(stage * n..(stage + 1) * n) else {
+                return Err(NewtonFailure::ScratchTooSmall.into());
+            };
+            f(tab.c[stage], y, fj, Some(&mut *jac))?;
+            // Column block `ii` of every block row `r`: -h a[r][stage] J.
+            for r in 0..m {
+                let coef = h * tab.a[fi + r][stage];
+                if coef == T::ZERO {
+                    continue;
+                }
+                for p in 0..n {
+                    let row = &mut mat[(r * n + p) * cols + ii * n..][..n];
+                    for (mv, &jv) in row.iter_mut().zip(&jac[p * n..(p + 1) * n]) {
+                        *mv = *mv - coef * jv;
+                    }
+                }
+            }
+        }
+        for r in 0..m {
+            for p in 0..n {
+                let row = r * n + p;
+                mat[row * cols + row] = mat[row * cols + row] + T::ONE;
+                let mut g = z[row];
+                for (j, fj) in fs.chunks_exact(n).take(s).enumerate() {
+                    let a = tab.a[fi + r][j];
+                    if a != T::ZERO {
+                        g = g - h * a * fj[p];
+                    }
+                }
+                mat[row * cols + big] = T::ZERO - g;
+            }
+        }
+        solve_augmented(mat, big)?;
+        for (k, zv) in z.iter_mut().enumerate() {
+            *zv = *zv + mat[k * cols + big];
+        }
+    }
+    for ((o, &xv), &zv) in out.iter_mut().zip(x).zip(&z[(m - 1) * n..]) {
+        *o = xv + zv;
+    }
+    Ok(())
+}
+
+/// Solves `A u = r` for the `nn x (nn + 1)` augmented matrix `[A | r]` in place (row-major) by
+/// Gaussian elimination with partial pivoting, the LU factorization applied to `r` as it is
+/// built (one right-hand side per matrix, so no permutation needs storing); `u` replaces `r`.
+pub fn solve_augmented<T: Real>(mat: &mut [T], nn: usize) -> Result<(), NewtonFailure> {
+    let cols = nn + 1;
+    if mat.len() < nn * cols {
+        return Err(NewtonFailure::ScratchTooSmall);
+    }
+    let mut scale = T::ZERO;
+    for r in 0..nn {
+        for &v in &mat[r * cols..r * cols + nn] {
+            if !v.is_finite() {
+                return Err(NewtonFailure::NonFinite);
+            }
+            let a = v.abs();
+            if a > scale {
+                scale = a;
+            }
+        }
+        if !mat[r * cols + nn].is_finite() {
+            return Err(NewtonFailure::NonFinite);
+        }
+    }
+    let tiny = scale * T::EPSILON;
+    for k in 0..nn {
+        let mut p = k;
+        let mut best = mat[k * cols + k].abs();
+        for r in k + 1..nn {
+            let a = mat[r * cols + k].abs();
+            if a > best {
+                best = a;
+                p = r;
+            }
+        }
+        if !(best > tiny) {
+            return Err(NewtonFailure::Singular);
+        }
+        if p != k {
+            for c in k..cols {
+                mat.swap(k * cols + c, p * cols + c);
+            }
+        }
+        let piv = mat[k * cols + k];
+        for r in k + 1..nn {
+            let l = mat[r * cols + k] / piv;
+            if l == T::ZERO {
+                continue;
+            }
+            for c in k + 1..cols {
+                mat[r * cols + c] = mat[r * cols + c] - l * mat[k * cols + c];
+            }
+        }
+    }
+    for k in (0..nn).rev() {
+        let mut v = mat[k * cols + nn];
+        for c in k + 1..nn {
+            v = v - mat[k * cols + c] * mat[c * cols + nn];
+        }
+        v = v / mat[k * cols + k];
+        if !v.is_finite() {
+            return Err(NewtonFailure::NonFinite);
+        }
+        mat[k * cols + nn] = v;
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {

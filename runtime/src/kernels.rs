@@ -281,6 +281,39 @@ pub fn dense_i8(q: &[i8], scale: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// `y = W x` without bias, for the forward tangents of the implicit solvers' Jacobians; same
+/// summation order as [`dense_f32`].
+#[inline]
+pub fn matvec_f32(w: &[f32], x: &[f32], y: &mut [f32]) {
+    let n_in = x.len();
+    if n_in == 0 {
+        return;
+    }
+    for (row, out) in w.chunks_exact(n_in).zip(y.iter_mut()) {
+        let mut acc = 0.0f32;
+        for (&wi, &xi) in row.iter().zip(x) {
+            acc += wi * xi;
+        }
+        *out = acc;
+    }
+}
+
+/// `y = diag(scale) Q x` without bias: [`dense_i8`]'s tangent.
+#[inline]
+pub fn matvec_i8(q: &[i8], scale: &[f32], x: &[f32], y: &mut [f32]) {
+    let n_in = x.len();
+    if n_in == 0 {
+        return;
+    }
+    for ((row, &s), out) in q.chunks_exact(n_in).zip(scale).zip(y.iter_mut()) {
+        let mut acc = 0.0f32;
+        for (&qi, &xi) in row.iter().zip(x) {
+            acc += qi as f32 * xi;
+        }
+        *out = s * acc;
+    }
+}
+
 /// Symmetric per-row int8 quantization of a row-major `n_out x n_in` matrix.
 ///
 /// Returns nothing when the lengths do not fit; rows of zeros get scale 0.

@@ -14,7 +14,9 @@
 //!   corrupted flash region is caught by the CRC-32 before the descriptor is even parsed.
 //! - **Fixed-step solvers, physical units.** Input and output scaling are baked into the model, the
 //!   supply voltage between samples is linearly interpolated, and a step costs a known number of
-//!   multiply-accumulates.
+//!   multiply-accumulates: explicit Runge-Kutta methods, and for stiff dynamics implicit ones
+//!   (backward Euler, trapezoid, Radau IIA 3 and 5) with a fixed number of Newton iterations on
+//!   an analytic (forward-tangent) Jacobian.
 //!
 //! ```
 //! # fn main() -> Result<(), odeflash_runtime::Error> {
@@ -25,7 +27,7 @@
 //! let cost = model.cost(Solver::Rk4, 1);
 //! let mut scratch = [0.0f32; 512];
 //! assert!(cost.scratch_f32 <= scratch.len());
-//! let config = SimConfig { dt: 1e-3, solver: Solver::Rk4, substeps: 1 };
+//! let config = SimConfig::new(1e-3, Solver::Rk4, 1);
 //! let mut sim = Simulator::new(&model, config, &mut scratch)?;
 //! sim.reset(None)?;
 //! let first = sim.observe(0.0)?;
@@ -64,8 +66,9 @@ pub use error::{DecodeError, Error, SimError};
 #[cfg(feature = "std")]
 pub use format::AlignedBlob;
 pub use format::{FORMAT_VERSION, MAGIC};
+pub use implicit::{ImplicitTableau, NewtonFailure};
 pub use model::{
-    Circuit, Cost, Dynamics, IteratorForm, KindName, Layer, Mlp, Model, Readout, Weights,
+    Circuit, Cost, Dynamics, IteratorForm, KindName, Layer, Mlp, Model, PiNet, Readout, Weights,
 };
 pub use sim::{Sample, SimConfig, Simulator};
 pub use solver::{Solver, Tableau};

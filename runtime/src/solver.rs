@@ -1,10 +1,13 @@
-//! Fixed-step explicit Runge-Kutta methods, named after the literature.
+//! Fixed-step explicit Runge-Kutta methods, named after the literature, and the solver choice
+//! (explicit or implicit, see [`crate::implicit`]).
 //!
 //! One generic stepper ([`rk_step`]) runs every tableau; it is generic over the scalar so that
 //! the same code is checked for convergence order in f64 (where a 5th-order method's error is not
 //! drowned by rounding) and runs in f32 on the device. The trainer uses the same tableaux.
 
 use serde::{Deserialize, Serialize};
+
+use crate::implicit::{self, ImplicitTableau};
 
 /// Most stages of any tableau here (Tsit5 and Dormand-Prince 5 without their FSAL stage).
 pub const MAX_STAGES: usize = 6;
@@ -213,6 +216,10 @@ pub const DOPRI5_ERROR: [f64; 7] = [
 ];
 
 /// The fixed-step method a simulation uses. Iterator nets ignore it: they step by their net.
+///
+/// The first five are explicit Runge-Kutta methods ([`Solver::ALL`]); the last four are implicit
+/// single-step methods for stiff dynamics (paper 002), run with a fixed number of Newton
+/// iterations ([`crate::SimConfig::newton_iters`]). Variants are only ever appended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[serde(rename_all = "snake_case")]
@@ -227,10 +234,31 @@ pub enum Solver {
     Tsit5,
     /// Dormand-Prince 5.
     Dopri5,
+    /// Backward (implicit) Euler, order 1, L-stable.
+    BackwardEuler,
+    /// Implicit trapezoid rule (Crank-Nicolson), order 2, A-stable.
+    Trapezoid,
+    /// Radau IIA with two stages, order 3, L-stable.
+    Radau3,
+    /// Radau IIA with three stages, order 5, L-stable.
+    Radau5,
 }
 
+/// What [`Solver::tableau`] gives for an implicit solver: no stages, so [`rk_step`] leaves the
+/// state unchanged. Implicit solvers are run by [`crate::implicit::implicit_step`] with
+/// [`Solver::implicit_tableau`].
+pub const NO_EXPLICIT_TABLEAU: Tableau = Tableau {
+    name: "implicit (no explicit tableau)",
+    stages: 0,
+    order: 0,
+    a: [Z; MAX_STAGES],
+    b: Z,
+    c: Z,
+};
+
 impl Solver {
-    /// Every solver.
+    /// Every explicit Runge-Kutta solver: the set the trainer differentiates through and the
+    /// batched host path runs.
     pub const ALL: [Solver; 5] = [
         Solver::Euler,
         Solver::Heun,
@@ -239,25 +267,91 @@ impl Solver {
         Solver::Dopri5,
     ];
 
-    /// The tableau as published (f64).
+    /// Every implicit solver.
+    pub const IMPLICIT: [Solver; 4] = [
+        Solver::BackwardEuler,
+        Solver::Trapezoid,
+        Solver::Radau3,
+        Solver::Radau5,
+    ];
+
+    /// Every solver, explicit then implicit.
+    pub const EVERY: [Solver; 9] = [
+        Solver::Euler,
+        Solver::Heun,
+        Solver::Rk4,
+        Solver::Tsit5,
+        Solver::Dopri5,
+        Solver::BackwardEuler,
+        Solver::Trapezoid,
+        Solver::Radau3,
+        Solver::Radau5,
+    ];
+
+    /// Whether the method is implicit (needs Newton iterations and a Jacobian).
+    pub const fn is_implicit(self) -> bool {
+        self.implicit_tableau().is_some()
+    }
+
+    /// The explicit tableau as published (f64); [`NO_EXPLICIT_TABLEAU`] for implicit solvers
+    /// (kept infallible so explicit callers need no change; see [`Solver::explicit_tableau`]).
     pub const fn tableau(self) -> &'static Tableau {
-        match self {
+        match self.explicit_tableau() {
+            Some(t) => t,
+            None => &NO_EXPLICIT_TABLEAU,
+        }
+    }
+
+    /// The explicit tableau as published (f64), `None` for implicit solvers.
+    pub const fn explicit_tableau(self) -> Option<&'static Tableau> {
+        Some(match self {
             Solver::Euler => &EULER,
             Solver::Heun => &HEUN,
             Solver::Rk4 => &RK4,
             Solver::Tsit5 => &TSIT5,
             Solver::Dopri5 => &DOPRI5,
-        }
+            _ => return None,
+        })
     }
 
-    /// The tableau rounded to f32, as the device runs it.
+    /// The implicit tableau as published (f64), `None` for explicit solvers.
+    pub const fn implicit_tableau(self) -> Option<&'static ImplicitTableau> {
+        Some(match self {
+            Solver::BackwardEuler => &implicit::BACKWARD_EULER,
+            Solver::Trapezoid => &implicit::TRAPEZOID,
+            Solver::Radau3 => &implicit::RADAU_IIA3,
+            Solver::Radau5 => &implicit::RADAU_IIA5,
+            _ => return None,
+        })
+    }
+
+    /// The implicit tableau rounded to f32, as the device runs it.
+    pub const fn implicit_tableau_f32(self) -> Option<&'static ImplicitTableau<f32>> {
+        const T: [ImplicitTableau<f32>; 4] = [
+            implicit::BACKWARD_EULER.to_f32(),
+            implicit::TRAPEZOID.to_f32(),
+            implicit::RADAU_IIA3.to_f32(),
+            implicit::RADAU_IIA5.to_f32(),
+        ];
+        Some(match self {
+            Solver::BackwardEuler => &T[0],
+            Solver::Trapezoid => &T[1],
+            Solver::Radau3 => &T[2],
+            Solver::Radau5 => &T[3],
+            _ => return None,
+        })
+    }
+
+    /// The explicit tableau rounded to f32, as the device runs it ([`NO_EXPLICIT_TABLEAU`]'s
+    /// f32 form for implicit solvers).
     pub const fn tableau_f32(self) -> &'static Tableau<f32> {
-        const T: [Tableau<f32>; 5] = [
+        const T: [Tableau<f32>; 6] = [
             EULER.to_f32(),
             HEUN.to_f32(),
             RK4.to_f32(),
             TSIT5.to_f32(),
             DOPRI5.to_f32(),
+            NO_EXPLICIT_TABLEAU.to_f32(),
         ];
         match self {
             Solver::Euler => &T[0],
@@ -265,12 +359,25 @@ impl Solver {
             Solver::Rk4 => &T[2],
             Solver::Tsit5 => &T[3],
             Solver::Dopri5 => &T[4],
+            _ => &T[5],
         }
     }
 
-    /// Vector-field evaluations per step.
+    /// Stages per step: vector-field evaluations of an explicit step; for an implicit method
+    /// the stages of its tableau (each evaluated once per Newton iteration if implicit).
     pub const fn stages(self) -> usize {
-        self.tableau().stages
+        match self.implicit_tableau() {
+            Some(t) => t.stages,
+            None => self.tableau().stages,
+        }
+    }
+
+    /// Classical order.
+    pub const fn order(self) -> u8 {
+        match self.implicit_tableau() {
+            Some(t) => t.order,
+            None => self.tableau().order,
+        }
     }
 
     /// The CLI name, as [`Solver::from_name`] reads it.
@@ -281,6 +388,10 @@ impl Solver {
             Solver::Rk4 => "rk4",
             Solver::Tsit5 => "rk5",
             Solver::Dopri5 => "dopri5",
+            Solver::BackwardEuler => "backward-euler",
+            Solver::Trapezoid => "trapezoid",
+            Solver::Radau3 => "radau3",
+            Solver::Radau5 => "radau5",
         }
     }
 
@@ -293,7 +404,8 @@ impl Solver {
         }
     }
 
-    /// Parses a CLI name (`euler`, `heun`, `rk4`, `rk5`/`tsit5`, `dopri5`).
+    /// Parses a CLI name (`euler`, `heun`, `rk4`, `rk5`/`tsit5`, `dopri5`, `backward-euler`,
+    /// `trapezoid`, `radau3`, `radau5`).
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "euler" => Solver::Euler,
@@ -301,29 +413,59 @@ impl Solver {
             "rk4" => Solver::Rk4,
             "rk5" | "tsit5" => Solver::Tsit5,
             "dopri5" => Solver::Dopri5,
+            "backward-euler" | "backward_euler" => Solver::BackwardEuler,
+            "trapezoid" => Solver::Trapezoid,
+            "radau3" => Solver::Radau3,
+            "radau5" => Solver::Radau5,
             _ => return None,
         })
     }
 }
 
-/// Scalar arithmetic the stepper needs; implemented for `f32` (device) and `f64` (reference).
+/// Scalar arithmetic the steppers need; implemented for `f32` (device) and `f64` (reference).
 pub trait Real:
     Copy
     + core::ops::Add<Output = Self>
     + core::ops::Sub<Output = Self>
     + core::ops::Mul<Output = Self>
+    + core::ops::Div<Output = Self>
     + PartialEq
+    + PartialOrd
 {
     /// Zero.
     const ZERO: Self;
+    /// One.
+    const ONE: Self;
+    /// Machine epsilon.
+    const EPSILON: Self;
+    /// Absolute value.
+    fn abs(self) -> Self;
+    /// Neither infinite nor NaN.
+    fn is_finite(self) -> bool;
 }
 
 impl Real for f32 {
     const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    const EPSILON: Self = f32::EPSILON;
+    fn abs(self) -> Self {
+        libm::fabsf(self)
+    }
+    fn is_finite(self) -> bool {
+        f32::is_finite(self)
+    }
 }
 
 impl Real for f64 {
     const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    const EPSILON: Self = f64::EPSILON;
+    fn abs(self) -> Self {
+        libm::fabs(self)
+    }
+    fn is_finite(self) -> bool {
+        f64::is_finite(self)
+    }
 }
 
 /// One explicit Runge-Kutta step of size `h` from `x` into `out`.

@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use crate::activation::Activation;
 use crate::crc::Crc32;
 use crate::format::{
-    hdr, AlignedBlob, TensorRef, WireDynamics, WireLayer, WireMlp, WireModel, WireReadout,
-    WireWeights, DATA_ALIGN, FORMAT_VERSION, HEADER_LEN, MAGIC,
+    hdr, AlignedBlob, TensorRef, WireDynamics, WireLayer, WireMlp, WireModel, WirePiNet,
+    WireReadout, WireWeights, DATA_ALIGN, FORMAT_VERSION, HEADER_LEN, MAGIC,
 };
 use crate::kernels::{quantize_row_with_scale, quantize_rows};
-use crate::model::{Circuit, Dynamics, IteratorForm, Mlp, Model, Readout, Weights};
+use crate::model::{Circuit, Dynamics, IteratorForm, Layer, Mlp, Model, PiNet, Readout, Weights};
 
 /// How weights are stored on encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +69,48 @@ pub struct MlpSpec {
     pub output_offset: Vec<f32>,
 }
 
+/// A polynomial net, Π-net V1 (Chrysos et al. 2022, "CCP"; paper 002 Fig. 1): with `z` the
+/// input, `h_1 = U_1 z + a_1`, `h_k = (U_k z + a_k) ∘ h_{k-1} + h_{k-1}` for `k = 2..degree`,
+/// `f = C h_degree + β`. No input or output scaling, no activations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PiNetSpec {
+    /// Inputs (`n_states + 1` for a vector field: the states, then the drive).
+    pub inputs: usize,
+    /// Hidden width of every `h_k`.
+    pub width: usize,
+    /// Outputs (`n_states`).
+    pub outputs: usize,
+    /// `U_1 .. U_degree` (weights) with `a_1 .. a_degree` (biases): `degree` layers from
+    /// `inputs` to `width`, activation identity.
+    pub u: Vec<LayerSpec>,
+    /// `C` (weights) and `β` (bias): `width` to `outputs`, activation identity.
+    pub c: LayerSpec,
+}
+
+impl PiNetSpec {
+    fn from_model(p: &PiNet<'_>) -> Self {
+        PiNetSpec {
+            inputs: p.n_in(),
+            width: p.width(),
+            outputs: p.n_out(),
+            u: p.u.iter().map(layer_spec).collect(),
+            c: layer_spec(&p.c),
+        }
+    }
+
+    /// Polynomial degree.
+    pub fn degree(&self) -> usize {
+        self.u.len()
+    }
+
+    /// Multiply-accumulates per evaluation, as [`PiNet::macs`] counts them.
+    pub fn macs(&self) -> usize {
+        let dense: usize = self.u.iter().map(|l| l.inputs * l.outputs).sum::<usize>()
+            + self.c.inputs * self.c.outputs;
+        dense + 2 * self.width * self.degree().saturating_sub(1)
+    }
+}
+
 /// State dynamics.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -86,6 +128,11 @@ pub enum DynamicsSpec {
         form: IteratorForm,
         /// Sample interval, seconds.
         dt: f32,
+    },
+    /// `dx/dt = f(x, u)` with a polynomial (Π-net) vector field, paper 002.
+    PolyOde {
+        /// Vector field, inputs `[x.., u]`.
+        net: PiNetSpec,
     },
 }
 
@@ -146,36 +193,34 @@ fn current_version() -> u16 {
     FORMAT_VERSION
 }
 
+fn layer_spec(l: &Layer<'_>) -> LayerSpec {
+    let n_in = l.n_in as usize;
+    let (weights, int8_scales) = match l.weights {
+        Weights::F32(w) => (w.to_vec(), None),
+        Weights::Int8 { q, scales } => (
+            q.chunks_exact(n_in.max(1))
+                .zip(scales)
+                .flat_map(|(row, &s)| row.iter().map(move |&v| v as f32 * s))
+                .collect(),
+            Some(scales.to_vec()),
+        ),
+    };
+    LayerSpec {
+        inputs: n_in,
+        outputs: l.n_out as usize,
+        activation: l.activation,
+        weights,
+        bias: l.bias.to_vec(),
+        int8_scales,
+    }
+}
+
 impl MlpSpec {
     fn from_model(m: &Mlp<'_>) -> Self {
         MlpSpec {
             input_offset: m.in_offset.to_vec(),
             input_scale: m.in_scale.to_vec(),
-            layers: m
-                .layers
-                .iter()
-                .map(|l| {
-                    let n_in = l.n_in as usize;
-                    let (weights, int8_scales) = match l.weights {
-                        Weights::F32(w) => (w.to_vec(), None),
-                        Weights::Int8 { q, scales } => (
-                            q.chunks_exact(n_in.max(1))
-                                .zip(scales)
-                                .flat_map(|(row, &s)| row.iter().map(move |&v| v as f32 * s))
-                                .collect(),
-                            Some(scales.to_vec()),
-                        ),
-                    };
-                    LayerSpec {
-                        inputs: n_in,
-                        outputs: l.n_out as usize,
-                        activation: l.activation,
-                        weights,
-                        bias: l.bias.to_vec(),
-                        int8_scales,
-                    }
-                })
-                .collect(),
+            layers: m.layers.iter().map(layer_spec).collect(),
             output_scale: m.out_scale.to_vec(),
             output_offset: m.out_offset.to_vec(),
         }
@@ -229,6 +274,9 @@ impl ModelSpec {
                 form: *form,
                 dt: *dt,
             },
+            Dynamics::PolyOde { net } => DynamicsSpec::PolyOde {
+                net: PiNetSpec::from_model(net),
+            },
         };
         let readout = match &m.readout {
             Readout::None => ReadoutSpec::None,
@@ -269,20 +317,32 @@ impl ModelSpec {
 
     /// Whether any layer carries int8 scales (the file it came from was int8).
     pub fn is_int8(&self) -> bool {
-        let mut nets = vec![self.dynamics_net()];
+        let mut layers: Vec<&LayerSpec> = match &self.dynamics {
+            DynamicsSpec::Ode { f: m } | DynamicsSpec::Iterator { net: m, .. } => {
+                m.layers.iter().collect()
+            }
+            DynamicsSpec::PolyOde { net } => net.u.iter().chain([&net.c]).collect(),
+        };
         if let ReadoutSpec::Net { g, .. } = &self.readout {
-            nets.push(g);
+            layers.extend(&g.layers);
         }
-        nets.iter()
-            .flat_map(|n| &n.layers)
-            .any(|l| l.int8_scales.is_some())
+        layers.iter().any(|l| l.int8_scales.is_some())
     }
 
-    /// The state net.
-    pub fn dynamics_net(&self) -> &MlpSpec {
+    /// The state MLP; `None` for a polynomial (Π-net) vector field.
+    pub fn dynamics_net(&self) -> Option<&MlpSpec> {
         match &self.dynamics {
-            DynamicsSpec::Ode { f } => f,
-            DynamicsSpec::Iterator { net, .. } => net,
+            DynamicsSpec::Ode { f } => Some(f),
+            DynamicsSpec::Iterator { net, .. } => Some(net),
+            DynamicsSpec::PolyOde { .. } => None,
+        }
+    }
+
+    /// Multiply-accumulates of one evaluation of the state net, MLP or Π-net.
+    pub fn dynamics_macs(&self) -> usize {
+        match &self.dynamics {
+            DynamicsSpec::Ode { f: m } | DynamicsSpec::Iterator { net: m, .. } => m.macs(),
+            DynamicsSpec::PolyOde { net } => net.macs(),
         }
     }
 
@@ -311,6 +371,9 @@ impl ModelSpec {
                 net: data.mlp(net, quant),
                 form: *form,
                 dt: *dt,
+            },
+            DynamicsSpec::PolyOde { net } => WireDynamics::PolyOde {
+                net: data.pinet(net, quant),
             },
         };
         let readout = match &self.readout {
@@ -414,22 +477,7 @@ impl DataWriter {
         let in_scale = self.f32s(&m.input_scale);
         let mut layers = heapless::Vec::new();
         for l in &m.layers {
-            let weights = match quant {
-                Quant::F32 => WireWeights::F32(self.f32s(&l.weights)),
-                Quant::Int8 => {
-                    let (q, scales) = quantize_layer(l);
-                    WireWeights::Int8 {
-                        q: self.i8s(&q),
-                        scales: self.f32s(&scales),
-                    }
-                }
-            };
-            let layer = WireLayer {
-                n_out: l.outputs.min(u16::MAX as usize) as u16,
-                activation: l.activation,
-                weights,
-                bias: self.f32s(&l.bias),
-            };
+            let layer = self.layer(l, quant);
             // Over-long MLPs are cut here and then refused by the decoder's shape check.
             if layers.push(layer).is_err() {
                 break;
@@ -442,6 +490,44 @@ impl DataWriter {
             layers,
             out_scale: self.f32s(&m.output_scale),
             out_offset: self.f32s(&m.output_offset),
+        }
+    }
+}
+
+impl DataWriter {
+    fn layer(&mut self, l: &LayerSpec, quant: Quant) -> WireLayer {
+        let weights = match quant {
+            Quant::F32 => WireWeights::F32(self.f32s(&l.weights)),
+            Quant::Int8 => {
+                let (q, scales) = quantize_layer(l);
+                WireWeights::Int8 {
+                    q: self.i8s(&q),
+                    scales: self.f32s(&scales),
+                }
+            }
+        };
+        WireLayer {
+            n_out: l.outputs.min(u16::MAX as usize) as u16,
+            activation: l.activation,
+            weights,
+            bias: self.f32s(&l.bias),
+        }
+    }
+
+    /// Each `U_k` and `C` is a dense layer, so int8 uses the same per-row scheme as the MLPs.
+    fn pinet(&mut self, p: &PiNetSpec, quant: Quant) -> WirePiNet {
+        let mut u = heapless::Vec::new();
+        for l in &p.u {
+            let layer = self.layer(l, quant);
+            // Too high a degree is cut here and then refused by the decoder's shape checks.
+            if u.push(layer).is_err() {
+                break;
+            }
+        }
+        WirePiNet {
+            n_in: p.inputs.min(u16::MAX as usize) as u16,
+            u,
+            c: self.layer(&p.c, quant),
         }
     }
 }
@@ -548,6 +634,57 @@ pub mod examples {
                 lower: Some(0.0),
                 upper: Some(1.0),
             }],
+        }
+    }
+
+    /// A polynomial neural ODE (paper 002): `n` states, a Π-net of the given degree and width,
+    /// no readout. Weights are scaled down with the degree so the polynomial stays moderate on
+    /// the unit box, and `C` is scaled by `rate` (1/s), the stiffness knob.
+    pub fn poly_ode(n: usize, degree: usize, width: usize, rate: f32, seed: u64) -> ModelSpec {
+        let mut rng = Rng::new(seed);
+        let inputs = n + 1;
+        let lim = 1.0 / (inputs as f32).sqrt();
+        let u = (0..degree)
+            .map(|_| LayerSpec {
+                inputs,
+                outputs: width,
+                activation: Activation::Identity,
+                weights: (0..inputs * width).map(|_| rng.next_f32() * lim).collect(),
+                bias: (0..width).map(|_| rng.next_f32() * 0.3).collect(),
+                int8_scales: None,
+            })
+            .collect();
+        let climit = rate / (width as f32).sqrt();
+        let c = LayerSpec {
+            inputs: width,
+            outputs: n,
+            activation: Activation::Identity,
+            weights: (0..width * n).map(|_| rng.next_f32() * climit).collect(),
+            bias: (0..n).map(|_| rng.next_f32() * 0.1 * rate).collect(),
+            int8_scales: None,
+        };
+        ModelSpec {
+            format_version: FORMAT_VERSION,
+            name: format!("poly-ode-{n}x{degree}"),
+            dynamics: DynamicsSpec::PolyOde {
+                net: PiNetSpec {
+                    inputs,
+                    width,
+                    outputs: n,
+                    u,
+                    c,
+                },
+            },
+            readout: ReadoutSpec::None,
+            circuit: None,
+            x0: (0..n).map(|i| 0.2 - 0.1 * i as f32).collect(),
+            bounds: vec![
+                BoundSpec {
+                    lower: Some(-4.0),
+                    upper: Some(4.0),
+                };
+                n
+            ],
         }
     }
 

@@ -135,6 +135,7 @@ fn sim_error(solver: Solver, samples: usize, substeps: u16) -> f64 {
         dt: dt as f32,
         solver,
         substeps,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     let mut sim = Simulator::new(&model, cfg, &mut scratch).unwrap();
     let n = vs.len();

@@ -95,7 +95,11 @@ fn goldens() -> Vec<(&'static str, ModelSpec, Quant)> {
             BoundSpec::default(),
         ],
     };
+    // Paper 002's polynomial neural ODE, run under an implicit solver (see `solver_for`).
+    let poly = examples::poly_ode(2, 3, 8, 20.0, 13);
     vec![
+        ("poly-ode-f32", poly.clone(), Quant::F32),
+        ("poly-ode-int8", poly, Quant::Int8),
         ("single-nn-f32", single.clone(), Quant::F32),
         ("single-nn-int8", single, Quant::Int8),
         ("dual-nn-f32", dual.clone(), Quant::F32),
@@ -103,6 +107,15 @@ fn goldens() -> Vec<(&'static str, ModelSpec, Quant)> {
         ("iterator-residual", iterator, Quant::F32),
         ("neural-ode", ode, Quant::F32),
     ]
+}
+
+/// The solver a golden runs under: Radau IIA 3 for the Π-net models, RK4 for the others.
+fn solver_for(name: &str) -> Solver {
+    if name.starts_with("poly") {
+        Solver::Radau3
+    } else {
+        Solver::Rk4
+    }
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
@@ -118,13 +131,9 @@ fn stimulus() -> Vec<f32> {
         .collect()
 }
 
-fn simulate(model: &Model<'_>) -> Result<Expected, odeflash_runtime::SimError> {
-    let cfg = SimConfig {
-        dt: DT,
-        solver: Solver::Rk4,
-        substeps: 1,
-    };
-    let mut scratch = vec![0.0f32; model.cost(Solver::Rk4, 1).scratch_f32];
+fn simulate(model: &Model<'_>, solver: Solver) -> Result<Expected, odeflash_runtime::SimError> {
+    let cfg = SimConfig::new(DT, solver, 1);
+    let mut scratch = vec![0.0f32; model.cost_for(&cfg).scratch_f32];
     let mut sim = Simulator::new(model, cfg, &mut scratch)?;
     let vs = stimulus();
     let n = model.n_states();
@@ -150,7 +159,7 @@ fn golden_files_have_exact_bytes_and_outputs() {
         if bless() {
             std::fs::write(&ofm, &bytes).unwrap();
             let model = AlignedBlob::from_bytes(&bytes);
-            let out = simulate(&model.model().unwrap()).unwrap();
+            let out = simulate(&model.model().unwrap(), solver_for(name)).unwrap();
             std::fs::write(&json, serde_json::to_string_pretty(&out).unwrap()).unwrap();
         }
         let stored = std::fs::read(&ofm).unwrap_or_else(|e| panic!("{}: {e}", ofm.display()));
@@ -167,7 +176,7 @@ fn golden_files_have_exact_bytes_and_outputs() {
         );
         let want: Expected =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-        let got = simulate(&model).unwrap();
+        let got = simulate(&model, solver_for(name)).unwrap();
         let close = |a: &[f32], b: &[f32]| {
             a.len() == b.len()
                 && a.iter()
@@ -210,17 +219,13 @@ fn fix_crc(b: &mut [u8]) {
 }
 
 /// Decodes and, if that succeeds, runs a few steps: neither may panic.
-fn exercise(bytes: &[u8]) -> Result<(), DecodeError> {
+fn exercise(bytes: &[u8], solver: Solver) -> Result<(), DecodeError> {
     let blob = AlignedBlob::from_bytes(bytes);
     let model = Model::decode(blob.as_bytes())?;
-    let cost = model.cost(Solver::Rk4, 1);
-    assert!(cost.scratch_f32 < 1 << 20);
     let dt = model.iterator_dt().unwrap_or(DT);
-    let cfg = SimConfig {
-        dt,
-        solver: Solver::Rk4,
-        substeps: 1,
-    };
+    let cfg = SimConfig::new(dt, solver, 1);
+    let cost = model.cost_for(&cfg);
+    assert!(cost.scratch_f32 < 1 << 20);
     let mut scratch = vec![0.0f32; cost.scratch_f32];
     if let Ok(mut sim) = Simulator::new(&model, cfg, &mut scratch) {
         for k in 0..8 {
@@ -237,7 +242,7 @@ fn every_truncation_is_an_error() {
     for (name, _, _) in goldens() {
         let stored = std::fs::read(golden_dir().join(format!("{name}.ofm"))).unwrap();
         for len in 0..stored.len() {
-            let r = exercise(&stored[..len]);
+            let r = exercise(&stored[..len], solver_for(name));
             assert!(
                 matches!(r, Err(DecodeError::Truncated { .. })),
                 "{name} cut to {len} bytes: {r:?}"
@@ -246,7 +251,7 @@ fn every_truncation_is_an_error() {
         // Extra bytes after the blob (an erased flash region) are fine.
         let mut padded = stored.clone();
         padded.extend_from_slice(&[0xFF; 64]);
-        exercise(&padded).unwrap();
+        exercise(&padded, solver_for(name)).unwrap();
     }
 }
 
@@ -270,14 +275,14 @@ fn every_single_byte_change_is_caught_or_valid() {
                 // As flashed: the checksum (or, for the checksum bytes themselves, the header
                 // check) must refuse every single-byte change.
                 assert!(
-                    exercise(&b).is_err(),
+                    exercise(&b, solver_for(name)).is_err(),
                     "{name}: byte {pos} = {value:#04x} accepted"
                 );
                 // A hostile blob with a valid checksum reaches the structural checks: it may be
                 // a valid model (a changed weight) or an error, never a panic.
                 if !(28..32).contains(&pos) {
                     fix_crc(&mut b);
-                    match exercise(&b) {
+                    match exercise(&b, solver_for(name)) {
                         Ok(()) => decoded_after_fixup += 1,
                         Err(_) => refused_after_fixup += 1,
                     }

@@ -89,6 +89,7 @@ fn series_resistor_coupling_matches_f64_reference() {
         dt,
         solver: Solver::Rk4,
         substeps: 1,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     let (v, i, _, clamped) = run(&model, cfg, &vs);
     let r = reference(k as f64, &vs, dt as f64);
@@ -116,6 +117,7 @@ fn states_are_clamped_and_counted() {
         dt: 1e-3,
         solver: Solver::Euler,
         substeps: 1,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     let (_, i, x, clamped) = run(&model, cfg, &vs);
     assert!(clamped > 0);
@@ -175,6 +177,7 @@ fn dual_nn_observation_and_derivative_match_f64_reference() {
         dt: 1e-4,
         solver: Solver::Euler,
         substeps: 1,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     let mut scratch = vec![0.0f32; model.cost(Solver::Euler, 1).scratch_f32];
     let mut sim = Simulator::new(&model, cfg, &mut scratch).unwrap();
@@ -191,7 +194,7 @@ fn dual_nn_observation_and_derivative_match_f64_reference() {
     sim.step(vs, vs).unwrap();
     let mut input = x64.clone();
     input.push(v);
-    let dx = mlp_f64(spec.dynamics_net(), &input);
+    let dx = mlp_f64(spec.dynamics_net().unwrap(), &input);
     for ((got, x), d) in sim.state().iter().zip(&x64).zip(&dx) {
         let want = x + 1e-4 * d;
         assert!((*got as f64 - want).abs() < 1e-6, "{got} vs {want}");
@@ -238,6 +241,7 @@ fn iterator_nets_follow_their_recurrence() {
             dt: 1e-3,
             solver: Solver::Rk4,
             substeps: 1,
+            newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
         };
         let (_, _, x, _) = run(&model, cfg, &vs);
         let mut want = 1.0f64;
@@ -264,6 +268,7 @@ fn iterator_refuses_other_sample_interval() {
         dt: 2e-3,
         solver: Solver::Rk4,
         substeps: 1,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     assert!(matches!(
         Simulator::new(&model, cfg, &mut scratch),
@@ -279,6 +284,7 @@ fn configuration_and_input_errors_are_typed() {
         dt: 1e-3,
         solver: Solver::Rk4,
         substeps: 1,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     let need = model.cost(Solver::Rk4, 1).scratch_f32;
     let mut small = vec![0.0f32; need - 1];
@@ -333,6 +339,7 @@ fn blow_up_is_reported_not_returned() {
         dt: 1.0,
         solver: Solver::Euler,
         substeps: 1,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     let mut sim = Simulator::new(&model, cfg, &mut scratch).unwrap();
     let err = (0..10).find_map(|_| sim.step(0.0, 0.0).err());

@@ -141,7 +141,7 @@ fn host_trajectory(model: &Path, out: &RunOutput) -> Trajectory {
     let config = SimConfig {
         dt: cfg.dt,
         solver: Solver::Rk4,
-        substeps: 1,
+        substeps: 1, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     let mut scratch = vec![0.0; model.cost(Solver::Rk4, 1).scratch_f32];
     let mut sim = Simulator::new(&model, config, &mut scratch).expect("simulator");
@@ -203,7 +203,7 @@ fn assert_agree(what: &str, host: &Trajectory, dev: &Trajectory) -> usize {
 fn report_figures(board: Board, fw: &Firmware, out: &RunOutput) {
     let sizes = fw.sizes().expect("sizes");
     let s = out.summary.expect("the firmware reports a summary");
-    let macs = spec().dynamics_net().macs() as f64 * 4.0; // RK4: four evaluations, no MACs in the linear readout
+    let macs = spec().dynamics_macs() as f64 * 4.0; // RK4: four evaluations, no MACs in the linear readout
     eprintln!(
         "{board:?}: flash {} B (model excluded, {} B model), static RAM {} B, stack high-water {} B \
          while stepping ({} B total), {} B while decoding ({} B total)",
@@ -429,7 +429,7 @@ fn stimulus_table_drives_the_model() {
     let config = SimConfig {
         dt: cfg.dt,
         solver: Solver::Rk4,
-        substeps: 1,
+        substeps: 1, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     let mut scratch = vec![0.0; m.cost(Solver::Rk4, 1).scratch_f32];
     let mut sim = Simulator::new(&m, config, &mut scratch).expect("simulator");

@@ -326,7 +326,7 @@ fn simulate_equals_simulator_run_exactly() {
         let cfg = SimConfig {
             dt,
             solver,
-            substeps,
+            substeps, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
         };
         let mut scratch = vec![0.0; model.cost(solver, substeps).scratch_f32];
         let mut sim = Simulator::new(&model, cfg, &mut scratch).expect("sim");

@@ -34,7 +34,7 @@ fn main() -> ! {
         let cfg = SimConfig {
             dt: model.iterator_dt().unwrap_or(1e-3),
             solver,
-            substeps: 1,
+            substeps: 1, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
         };
         // SAFETY: single-threaded firmware, the only reference to SCRATCH.
         let scratch = unsafe { &mut *addr_of_mut!(SCRATCH) };

@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         let cfg = SimConfig {
             dt: model.iterator_dt().unwrap_or(1e-3),
             solver,
-            substeps: if model.iterator_dt().is_some() { 1 } else { 2 },
+            substeps: if model.iterator_dt().is_some() { 1 } else { 2 }, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
         };
         if let Ok(mut sim) = Simulator::new(&model, cfg, &mut scratch) {
             let _ = sim.observe(0.5);

@@ -320,7 +320,7 @@ pub fn check(opts: &CheckOptions) -> Result<Report, Error> {
     let cfg = SimConfig {
         dt,
         solver: opts.solver,
-        substeps: opts.substeps,
+        substeps: opts.substeps, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
 
     // The host first: it refuses what the device would (an iterator net at another interval, a

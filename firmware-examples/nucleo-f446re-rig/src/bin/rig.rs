@@ -122,7 +122,7 @@ fn main() -> ! {
     let config = SimConfig {
         dt,
         solver: Solver::Rk4,
-        substeps: 1,
+        substeps: 1, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     // SAFETY: the only reference to SCRATCH.
     let scratch = unsafe { &mut *addr_of_mut!(SCRATCH) };
