@@ -450,7 +450,7 @@ mod tests {
         };
         let blob = spec.try_encode(Quant::F32).unwrap();
         let model = blob.model().unwrap();
-        let net = model.dynamics.net();
+        let net = model.dynamics.net().unwrap();
         let w = net.max_width();
         let (mut a, mut b) = (vec![0.0; w], vec![0.0; w]);
         for k in 0..20 {

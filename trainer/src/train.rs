@@ -208,7 +208,8 @@ pub fn run_decoded(
             .iterator_dt()
             .unwrap_or_else(|| trajs.first().map_or(1.0, |t| t.dt as f32)),
         solver,
-        substeps, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
+        substeps,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     let inputs: Vec<Input<'_>> = trajs
         .iter()

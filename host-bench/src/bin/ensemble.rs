@@ -87,7 +87,8 @@ fn config(dt: f32) -> SimConfig {
         dt,
         solver: Solver::Rk4,
         substeps: 1,
-    }, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
+    }
 }
 
 /// All cases one after the other through `Simulator::run`.

@@ -41,6 +41,10 @@ pub fn solver_name(s: Solver) -> &'static str {
         Solver::Rk4 => "rk4",
         Solver::Tsit5 => "rk5",
         Solver::Dopri5 => "dopri5",
+        Solver::BackwardEuler => "backward-euler",
+        Solver::Trapezoid => "trapezoid",
+        Solver::Radau3 => "radau3",
+        Solver::Radau5 => "radau5",
     }
 }
 
@@ -60,7 +64,7 @@ fn precision(l: &Layer<'_>) -> &'static str {
 }
 
 fn quantization(model: &Model<'_>) -> &'static str {
-    let mut nets = vec![model.dynamics.net()];
+    let mut nets: Vec<_> = model.dynamics.net().into_iter().collect();
     if let Readout::Net { g, .. } = &model.readout {
         nets.push(g);
     }
@@ -150,7 +154,7 @@ pub fn report(file: &str, model: &Model<'_>) -> String {
             };
             format!("{dt} s ({form} form)")
         }
-        Dynamics::Ode { .. } => "none (continuous-time ODE)".into(),
+        Dynamics::Ode { .. } | Dynamics::PolyOde { .. } => "none (continuous-time ODE)".into(),
     };
     kv(&mut s, "iterator dt", &iterator);
     kv(&mut s, "quantization", &quantization(model));
@@ -158,6 +162,16 @@ pub fn report(file: &str, model: &Model<'_>) -> String {
     match &model.dynamics {
         Dynamics::Ode { f } => net(&mut s, "f (vector field: [x, u] -> dx/dt)", f),
         Dynamics::Iterator { net: m, .. } => net(&mut s, "net (map: [x[n], u[n]] -> x[n+1])", m),
+        Dynamics::PolyOde { net: p } => {
+            let _ = writeln!(
+                s,
+                "  f (Π-net V1 vector field: [x, u] -> dx/dt): {} inputs, width {}, degree {}, {} outputs",
+                p.n_in(),
+                p.width(),
+                p.u.len(),
+                p.n_out()
+            );
+        }
     }
     if let Readout::Net { g, .. } = &model.readout {
         net(&mut s, "g (memductance: x -> (0, 1))", g);
@@ -165,7 +179,7 @@ pub fn report(file: &str, model: &Model<'_>) -> String {
 
     let cost = model.cost(DEFAULT_SOLVER, 1);
     kv(&mut s, "flash", &format!("{} bytes", cost.flash_bytes));
-    let state_macs = model.dynamics.net().macs();
+    let state_macs = model.dynamics.macs();
     let readout_macs = model.readout_macs();
     kv(
         &mut s,
@@ -176,7 +190,7 @@ pub fn report(file: &str, model: &Model<'_>) -> String {
         ),
     );
     match &model.dynamics {
-        Dynamics::Ode { .. } => {
+        Dynamics::Ode { .. } | Dynamics::PolyOde { .. } => {
             kv(
                 &mut s,
                 "MACs per step",

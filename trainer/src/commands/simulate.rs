@@ -93,7 +93,8 @@ fn config(stim: &Stimulus, solver: Solver, substeps: u16) -> SimConfig {
         dt: stim.dt as f32,
         solver,
         substeps,
-    }, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
+    }
 }
 
 /// Where each trajectory goes: `--out` itself for one stimulus (or `--out/NAME` if it is a

@@ -154,7 +154,7 @@ fn host_run(
 }
 
 fn is_int8(model: &Model<'_>) -> bool {
-    let mut nets = vec![model.dynamics.net()];
+    let mut nets: Vec<_> = model.dynamics.net().into_iter().collect();
     if let Readout::Net { g, .. } = &model.readout {
         nets.push(g);
     }
@@ -320,7 +320,8 @@ pub fn check(opts: &CheckOptions) -> Result<Report, Error> {
     let cfg = SimConfig {
         dt,
         solver: opts.solver,
-        substeps: opts.substeps, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
+        substeps: opts.substeps,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
 
     // The host first: it refuses what the device would (an iterator net at another interval, a

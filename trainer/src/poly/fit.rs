@@ -153,7 +153,10 @@ impl FitConfig {
                 "epochs and substeps must be at least 1".into(),
             ));
         }
-        if !(self.lr > 0.0 && self.lr.is_finite() && self.lr_final > 0.0 && self.lr_final <= self.lr)
+        if !(self.lr > 0.0
+            && self.lr.is_finite()
+            && self.lr_final > 0.0
+            && self.lr_final <= self.lr)
         {
             return Err(FitError::Config(format!(
                 "lr {} and lr_final {} must be positive with lr_final <= lr",
@@ -557,14 +560,37 @@ mod recovery {
     #[test]
     #[ignore = "tuning run"]
     fn linear_tuning() {
-        let points: usize = std::env::var("PTS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-        let epochs: usize = std::env::var("EP").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
-        let lr: f64 = std::env::var("LR").ok().and_then(|s| s.parse().ok()).unwrap_or(1e-1);
-        let lr_final: f64 = std::env::var("LRF").ok().and_then(|s| s.parse().ok()).unwrap_or(1e-4);
-        let beta2: f64 = std::env::var("B2").ok().and_then(|s| s.parse().ok()).unwrap_or(0.99);
-        let deg: usize = std::env::var("DEG").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
-        let sub: usize = std::env::var("SUB").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-        let t: Vec<f64> = (0..points).map(|k| k as f64 / (points - 1) as f64).collect();
+        let points: usize = std::env::var("PTS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20);
+        let epochs: usize = std::env::var("EP")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2000);
+        let lr: f64 = std::env::var("LR")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1e-1);
+        let lr_final: f64 = std::env::var("LRF")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1e-4);
+        let beta2: f64 = std::env::var("B2")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.99);
+        let deg: usize = std::env::var("DEG")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1);
+        let sub: usize = std::env::var("SUB")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20);
+        let t: Vec<f64> = (0..points)
+            .map(|k| k as f64 / (points - 1) as f64)
+            .collect();
         let x = t.iter().map(|&t| vec![linear_exact(t)]).collect();
         let data = Intervals::new(&[Trajectory { t, x }]).unwrap();
         let mut def = PiNetDef::new(1, 4, deg).unwrap();
@@ -579,7 +605,13 @@ mod recovery {
             &data,
             Some(&u),
             &ExplicitRk(Solver::Rk4),
-            &FitConfig { epochs, lr, lr_final, substeps: sub, beta2 },
+            &FitConfig {
+                epochs,
+                lr,
+                lr_final,
+                substeps: sub,
+                beta2,
+            },
             &device,
             &mut |e, l| {
                 if e % (epochs / 10).max(1) == 0 {
@@ -589,7 +621,11 @@ mod recovery {
         )
         .unwrap();
         let eq = expand(&def, &rep.params, &default_vars(1)).unwrap();
-        eprintln!("{:?} {:.3} ms/epoch", rep.outcome, rep.seconds_per_epoch * 1e3);
+        eprintln!(
+            "{:?} {:.3} ms/epoch",
+            rep.outcome,
+            rep.seconds_per_epoch * 1e3
+        );
         eprintln!("{}", eq.print(1e-3).join("\n"));
     }
 }

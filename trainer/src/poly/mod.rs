@@ -31,6 +31,10 @@ pub mod expand;
 pub mod fit;
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
+use odeflash_runtime::spec::{
+    BoundSpec, DynamicsSpec, LayerSpec, ModelSpec, PiNetSpec, ReadoutSpec,
+};
+use odeflash_runtime::Activation;
 use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
@@ -226,6 +230,55 @@ impl PiNetDef {
     }
 }
 
+impl PiNetDef {
+    /// The runtime's Π-net (both scales folded into `C` and `β`; weights transposed to the
+    /// runtime's row-major `[out, in]`).
+    pub fn to_net_spec(&self, values: &[Vec<f32>]) -> PiNetSpec {
+        let v = self.fold_scale(values);
+        let layer = |w: &[f32], b: &[f32], inputs: usize, outputs: usize| {
+            let mut weights = vec![0.0f32; inputs * outputs];
+            for i in 0..inputs {
+                for o in 0..outputs {
+                    weights[o * inputs + i] = w[i * outputs + o];
+                }
+            }
+            LayerSpec {
+                inputs,
+                outputs,
+                activation: Activation::Identity,
+                weights,
+                bias: b.to_vec(),
+                int8_scales: None,
+            }
+        };
+        let d = self.degree;
+        PiNetSpec {
+            inputs: self.inputs,
+            width: self.width,
+            outputs: self.outputs,
+            u: (0..d)
+                .map(|k| layer(&v[2 * k], &v[2 * k + 1], self.inputs, self.width))
+                .collect(),
+            c: layer(&v[2 * d], &v[2 * d + 1], self.width, self.outputs),
+        }
+    }
+
+    /// The runtime model `dx/dt = Π-net(x, u)` (`DynamicsSpec::PolyOde`), unbounded states.
+    pub fn to_spec(&self, values: &[Vec<f32>], name: &str, x0: Vec<f32>) -> ModelSpec {
+        ModelSpec {
+            format_version: odeflash_runtime::FORMAT_VERSION,
+            name: name.to_string(),
+            dynamics: DynamicsSpec::PolyOde {
+                net: self.to_net_spec(values),
+            },
+            readout: ReadoutSpec::None,
+            circuit: None,
+            x0,
+            bounds: vec![BoundSpec::default(); self.outputs],
+        }
+    }
+}
+
 /// A Π-net with its parameters on a backend, ready to evaluate.
 pub struct PiNet<'a, B: Backend> {
     /// Definition.
@@ -320,6 +373,70 @@ mod tests {
                 assert!((a[o] - b[o]).abs() <= 1e-5 * (1.0 + a[o].abs()));
             }
         }
+    }
+
+    /// The exported model run by the runtime (RK4, two substeps) follows the trainer's own
+    /// trajectory of the same net.
+    #[test]
+    fn runtime_reproduces_the_trainer_trajectory() {
+        use crate::solve::{integrate_fixed, Drive, ExplicitRk, FixedGrid};
+        use odeflash_runtime::spec::Quant;
+        use odeflash_runtime::{SimConfig, Simulator, Solver};
+
+        let mut def = PiNetDef::new(2, 4, 2).unwrap();
+        def.out_scale = vec![5.0, 0.5];
+        let mut rng = Rng::new(3);
+        let mut values = def.init(&mut rng);
+        values[2 * def.degree + 2] = vec![0.3, -0.2];
+        let x0 = vec![0.7f32, -0.4];
+        let (dt, samples) = (0.05, 40);
+        let device = Default::default();
+        let p = upload::<Cpu>(&values, &def.param_shapes(), &device);
+        let net = PiNet::new(&def, &p, &device);
+        let grid = FixedGrid {
+            stride: 1,
+            substeps: 2,
+        };
+        let xs = integrate_fixed(
+            &net,
+            &ExplicitRk(Solver::Rk4),
+            Tensor::from_data(TensorData::new(x0.clone(), [1, 2]), &device),
+            &Drive::zeros(1, samples),
+            dt,
+            samples,
+            grid,
+            None,
+        )
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .unwrap();
+        let blob = def
+            .to_spec(&values, "pinet", x0.clone())
+            .try_encode(Quant::F32)
+            .unwrap();
+        let model = blob.model().unwrap();
+        let drive = vec![0.0f32; samples];
+        let cfg = SimConfig::new(dt as f32, Solver::Rk4, 2);
+        let mut scratch = vec![0.0f32; model.cost_for(&cfg).scratch_f32];
+        let mut sim = Simulator::new(&model, cfg, &mut scratch).unwrap();
+        sim.reset(Some(&x0)).unwrap();
+        let (mut v, mut i, mut x) = (
+            vec![0.0; samples],
+            vec![0.0; samples],
+            vec![0.0; 2 * samples],
+        );
+        sim.run(&drive, &mut v, &mut i, &mut x).unwrap();
+        let mut worst = 0.0f32;
+        for (a, b) in xs.iter().zip(&x) {
+            worst = worst.max((a - b).abs() / (1.0 + b.abs()));
+        }
+        assert_eq!(xs.len(), x.len());
+        assert!(worst < 1e-5, "runtime vs trainer: {worst}");
+        assert!(
+            xs.iter().any(|v| (v - x0[0]).abs() > 1e-2),
+            "trajectory moves"
+        );
     }
 
     #[test]
