@@ -23,6 +23,7 @@ pub mod poly;
 pub mod rng;
 pub mod run;
 pub mod solve;
+pub mod stiff;
 pub mod stimulus;
 pub mod surrogate;
 pub mod table;
