@@ -40,6 +40,12 @@ pub enum Command {
     /// Builds the QEMU firmware example with a model, runs it, and checks it against the host:
     /// differences, flash, RAM, instructions per step.
     DeviceCheck(crate::commands::device_check::DeviceCheckArgs),
+    /// Paper 002: trains a polynomial (Π-net) neural ODE on a stiff problem with one method and
+    /// prints the equation it learned.
+    StiffTrain(crate::commands::stiff::StiffTrainArgs),
+    /// Paper 002's experiment: every method at several numbers of points; equations learned,
+    /// stiff-coefficient error against points, time per epoch.
+    StiffExperiment(crate::commands::stiff::StiffExperimentArgs),
 }
 
 /// `odeflash train ...`.

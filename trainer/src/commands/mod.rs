@@ -5,5 +5,6 @@ pub mod export;
 pub mod import;
 pub mod inspect;
 pub mod simulate;
+pub mod stiff;
 pub mod train;
 pub mod train_memristor;

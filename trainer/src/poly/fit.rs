@@ -588,12 +588,12 @@ mod recovery {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(20);
-        let t: Vec<f64> = (0..points)
-            .map(|k| k as f64 / (points - 1) as f64)
-            .collect();
+        let t_end: f64 = std::env::var("T").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+        let width: usize = std::env::var("W").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
+        let t: Vec<f64> = (0..points).map(|k| t_end * k as f64 / (points - 1) as f64).collect();
         let x = t.iter().map(|&t| vec![linear_exact(t)]).collect();
         let data = Intervals::new(&[Trajectory { t, x }]).unwrap();
-        let mut def = PiNetDef::new(1, 4, deg).unwrap();
+        let mut def = PiNetDef::new(1, width, deg).unwrap();
         def.out_scale = data.slope_scale();
         eprintln!("scale {:?}", def.out_scale);
         let init = def.init(&mut Rng::new(1));
