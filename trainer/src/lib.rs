@@ -14,6 +14,7 @@ pub mod data;
 pub mod device;
 mod error;
 pub mod fsutil;
+pub mod implicit;
 pub mod loss;
 pub mod memristor;
 pub mod model;

@@ -107,6 +107,18 @@ impl<B: Backend> VectorField<B> for NetField<'_, B> {
         };
         mlp.forward(Tensor::cat(vec![x, u], 1))
     }
+
+    fn linearize(&self, x: Tensor<B, 2>, u: Tensor<B, 2>) -> Option<(Tensor<B, 2>, Tensor<B, 3>)> {
+        let n = x.dims()[1];
+        let params: Vec<Tensor<B, 2>> = self.params.iter().map(|p| p.clone().detach()).collect();
+        let mlp = Mlp {
+            def: self.def,
+            params: &params,
+            scaling: &self.scaling,
+        };
+        let (f, j) = mlp.forward_jacobian(Tensor::cat(vec![x.detach(), u.detach()], 1));
+        Some((f, j.narrow(2, 0, n)))
+    }
 }
 
 impl TrainModel for NeuralOde {

@@ -7,8 +7,9 @@
 //! - Adaptive Tsit5 / Dopri5 with rtol/atol step control (Hairer-Norsett-Wanner norm and
 //!   controller); step sizes are chosen from values without gradient, as in torchdiffeq and
 //!   Diffrax, and the output at sample times is again Hermite-interpolated.
-//! - [`Stepper`] is the seam for other one-step methods: implicit steps with Newton iterations and
-//!   implicit-function-theorem gradients plug in here.
+//! - [`Stepper`] is the seam for other one-step methods: the implicit steps of
+//!   [`crate::implicit`] (Newton iterations, implicit-function-theorem gradients) plug in here and
+//!   need the field's exact Jacobian, [`VectorField::linearize`].
 //!
 //! The drive (supply voltage) is given per batch element as samples and interpolated linearly
 //! between them, exactly as the runtime does on the device.
@@ -20,6 +21,24 @@ use odeflash_runtime::Solver;
 pub trait VectorField<B: Backend> {
     /// The derivative.
     fn eval(&self, x: Tensor<B, 2>, u: Tensor<B, 2>) -> Tensor<B, 2>;
+
+    /// The derivative and its exact Jacobian `∂f/∂x` (`[batch, n, n]`, `J[b][r][c] = ∂f_r/∂x_c`)
+    /// as constants: no gradient flows through them, and on an autodiff backend nothing may be
+    /// recorded (evaluate with detached parameters), because implicit steps call this inside
+    /// every Newton iteration.
+    ///
+    /// `None` (the default) means the field cannot differentiate itself and implicit steps report
+    /// [`SolveError::NoJacobian`]: a black-box `eval` admits no exact Jacobian except by finite
+    /// differences, which would also corrupt the implicit-function-theorem gradient, and an
+    /// autodiff pass inside the forward solve would disturb the training graph. Fields built from
+    /// [`crate::nn::Mlp`] implement it with [`crate::nn::Mlp::forward_jacobian`].
+    fn linearize(
+        &self,
+        _x: Tensor<B, 2>,
+        _u: Tensor<B, 2>,
+    ) -> Option<(Tensor<B, 2>, Tensor<B, 3>)> {
+        None
+    }
 }
 
 impl<B: Backend, F: Fn(Tensor<B, 2>, Tensor<B, 2>) -> Tensor<B, 2>> VectorField<B> for F {
@@ -101,7 +120,8 @@ impl FixedGrid {
 /// One step of a one-step method over a batch.
 pub trait Stepper<B: Backend> {
     /// Advances `x` (whose derivative `f0` at the step start is given, FSAL-style) by `h` seconds.
-    /// `drive(c)` is the drive at fraction `c` of the step.
+    /// `drive(c)` is the drive at fraction `c` of the step. Explicit methods cannot fail; implicit
+    /// ones report a Newton iteration that does not converge.
     fn step(
         &self,
         field: &dyn VectorField<B>,
@@ -109,7 +129,7 @@ pub trait Stepper<B: Backend> {
         f0: Tensor<B, 2>,
         h: f64,
         drive: &dyn Fn(f64) -> Tensor<B, 2>,
-    ) -> Tensor<B, 2>;
+    ) -> Result<Tensor<B, 2>, SolveError>;
 }
 
 /// The stages of an explicit tableau from `x` (derivative `f0` there) and the weighted solution:
@@ -155,8 +175,8 @@ impl<B: Backend> Stepper<B> for ExplicitRk {
         f0: Tensor<B, 2>,
         h: f64,
         drive: &dyn Fn(f64) -> Tensor<B, 2>,
-    ) -> Tensor<B, 2> {
-        rk_stages(self.0.tableau(), field, x, f0, h, drive).1
+    ) -> Result<Tensor<B, 2>, SolveError> {
+        Ok(rk_stages(self.0.tableau(), field, x, f0, h, drive).1)
     }
 }
 
@@ -176,12 +196,8 @@ impl<B: Backend> Stepper<B> for IteratorMap {
         f0: Tensor<B, 2>,
         _h: f64,
         _drive: &dyn Fn(f64) -> Tensor<B, 2>,
-    ) -> Tensor<B, 2> {
-        if self.residual {
-            x + f0
-        } else {
-            f0
-        }
+    ) -> Result<Tensor<B, 2>, SolveError> {
+        Ok(if self.residual { x + f0 } else { f0 })
     }
 }
 
@@ -197,6 +213,12 @@ pub struct PerRowTime<'a, B: Backend> {
 impl<B: Backend> VectorField<B> for PerRowTime<'_, B> {
     fn eval(&self, x: Tensor<B, 2>, u: Tensor<B, 2>) -> Tensor<B, 2> {
         self.field.eval(x, u) * self.dt.clone()
+    }
+
+    fn linearize(&self, x: Tensor<B, 2>, u: Tensor<B, 2>) -> Option<(Tensor<B, 2>, Tensor<B, 3>)> {
+        let (f, j) = self.field.linearize(x, u)?;
+        let dt = self.dt.clone().detach();
+        Some((f * dt.clone(), j * dt.unsqueeze_dim::<3>(2)))
     }
 }
 
@@ -228,7 +250,8 @@ fn hermite<B: Backend>(
 
 /// Integrates from `x0: [batch, n]` over `samples` uniformly spaced samples `dt` apart with a
 /// fixed-step method, and returns the states at every sample, `[samples, batch, n]`. With
-/// `bounds`, every state is clamped into `[lo, hi]` after each step, as the runtime does.
+/// `bounds`, every state is clamped into `[lo, hi]` after each step, as the runtime does. A
+/// failing step (implicit methods only) is reported with its index and start time.
 #[allow(clippy::too_many_arguments)]
 pub fn integrate_fixed<B: Backend>(
     field: &dyn VectorField<B>,
@@ -239,7 +262,7 @@ pub fn integrate_fixed<B: Backend>(
     samples: usize,
     grid: FixedGrid,
     bounds: Option<(f32, f32)>,
-) -> Tensor<B, 3> {
+) -> Result<Tensor<B, 3>, SolveError> {
     let clamp = |x: Tensor<B, 2>| match bounds {
         Some((lo, hi)) => x.clamp(lo, hi),
         None => x,
@@ -258,11 +281,14 @@ pub fn integrate_fixed<B: Backend>(
                 let p0 = s as f64 + j as f64 / m as f64;
                 let f0 = field.eval(x.clone(), at(p0));
                 let d = |c: f64| at(p0 + c / m as f64);
-                x = clamp(stepper.step(field, x, f0, h, &d));
+                let next = stepper
+                    .step(field, x, f0, h, &d)
+                    .map_err(|e| e.at_step(s * m + j, p0 * dt))?;
+                x = clamp(next);
             }
             xs.push(x.clone());
         }
-        return Tensor::stack(xs, 0);
+        return Ok(Tensor::stack(xs, 0));
     }
     // Steps of `stride` samples; a shorter last step takes the remainder.
     let full = intervals / stride;
@@ -276,7 +302,10 @@ pub fn integrate_fixed<B: Backend>(
         let p0 = (j * stride) as f64;
         let f0 = field.eval(x.clone(), at(p0));
         let d = |c: f64| at(p0 + c * len as f64);
-        let next = clamp(stepper.step(field, x.clone(), f0.clone(), dt * len as f64, &d));
+        let next = stepper
+            .step(field, x.clone(), f0.clone(), dt * len as f64, &d)
+            .map_err(|e| e.at_step(j, p0 * dt))?;
+        let next = clamp(next);
         starts.push(x);
         fs.push(f0);
         ends.push(next.clone());
@@ -306,7 +335,7 @@ pub fn integrate_fixed<B: Backend>(
         ));
     }
     pieces.push(x.unsqueeze_dim::<3>(0));
-    Tensor::cat(pieces, 0)
+    Ok(Tensor::cat(pieces, 0))
 }
 
 /// Tolerances and limits of adaptive stepping.
@@ -331,7 +360,7 @@ pub struct AdaptiveStats {
     pub rejected: usize,
 }
 
-/// Why an adaptive solve stopped early.
+/// Why a solve stopped early.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SolveError {
     /// The solver is not an embedded pair.
@@ -343,9 +372,84 @@ pub enum SolveError {
     /// The solution stopped being finite.
     #[error("the solution became non-finite at t = {0} s")]
     NonFinite(f64),
+    /// An implicit method needs the field's exact Jacobian ([`VectorField::linearize`]).
+    #[error(
+        "the vector field provides no exact Jacobian (VectorField::linearize), which implicit \
+         methods need"
+    )]
+    NoJacobian,
+    /// An implicit step's Newton iteration failed even on the smallest sub-steps.
+    #[error(
+        "implicit step {step} (t = {t} s) failed after {halvings} step halvings: {reason} \
+         (Newton residual {residual:.3e}, increment {increment:.3e} in tolerance units, after \
+         {iterations} iterations)"
+    )]
+    Newton {
+        /// Index of the failing step within the solve (steps counted since the stepper's
+        /// statistics were reset when the stepper is called directly).
+        step: usize,
+        /// Start time of the failing step (`NaN` when called outside a solve).
+        t: f64,
+        /// How many times the step was halved before giving up.
+        halvings: usize,
+        /// Why the last attempt failed.
+        reason: NewtonFailure,
+        /// Newton iterations of the last attempt.
+        iterations: usize,
+        /// Largest row RMS of the stage residual `G(Z)` at the last iterate.
+        residual: f64,
+        /// Largest row RMS of the last Newton increment, scaled by `atol + rtol |Y|`.
+        increment: f64,
+    },
 }
 
-fn host_values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+/// Why a Newton iteration of an implicit step failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewtonFailure {
+    /// No convergence within the iteration limit (or the increments grew).
+    NotConverged,
+    /// The iteration matrix `I - h (A ⊗ J)` was singular to working precision.
+    Singular,
+    /// The field or the iterate became non-finite.
+    NonFinite,
+}
+
+impl std::fmt::Display for NewtonFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NewtonFailure::NotConverged => "Newton iteration did not converge",
+            NewtonFailure::Singular => "singular Newton matrix",
+            NewtonFailure::NonFinite => "non-finite values in the Newton iteration",
+        })
+    }
+}
+
+impl SolveError {
+    /// The error with the step index and time of the solve it happened in.
+    pub fn at_step(self, index: usize, time: f64) -> Self {
+        match self {
+            SolveError::Newton {
+                halvings,
+                reason,
+                iterations,
+                residual,
+                increment,
+                ..
+            } => SolveError::Newton {
+                step: index,
+                t: time,
+                halvings,
+                reason,
+                iterations,
+                residual,
+                increment,
+            },
+            other => other,
+        }
+    }
+}
+
+pub(crate) fn host_values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
         .into_vec::<f32>()
@@ -544,7 +648,8 @@ mod tests {
             samples,
             FixedGrid::PER_SAMPLE,
             None,
-        );
+        )
+        .unwrap();
         assert!(max_err(per_sample, dt, 3.0, 0.1) < 1e-5);
         // Ten samples per step (h = 0.05, w h = 0.15): RK4 plus cubic Hermite output.
         let strided = integrate_fixed(
@@ -559,7 +664,8 @@ mod tests {
                 substeps: 1,
             },
             None,
-        );
+        )
+        .unwrap();
         assert_eq!(strided.dims(), [samples, 1, 2]);
         let e10 = max_err(strided, dt, 3.0, 0.1);
         assert!(e10 < 3e-4, "stride 10: {e10}");
@@ -576,7 +682,8 @@ mod tests {
                 substeps: 1,
             },
             None,
-        );
+        )
+        .unwrap();
         assert_eq!(odd.dims(), [samples, 1, 2]);
         assert!(max_err(odd, dt, 3.0, 0.1) < 3e-4);
     }
@@ -638,7 +745,8 @@ mod tests {
                 samples,
                 grid,
                 None,
-            );
+            )
+            .unwrap();
             let v = host_values(out);
             for (s, got) in v.iter().enumerate() {
                 let t = s as f64 * dt;
@@ -670,6 +778,7 @@ mod tests {
             let out = match grid {
                 Some(g) => {
                     integrate_fixed(&f, &ExplicitRk(solver), x0, &drive, dt, samples, g, None)
+                        .unwrap()
                 }
                 None => {
                     integrate_adaptive(

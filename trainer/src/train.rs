@@ -251,7 +251,7 @@ pub fn predict<B: Backend, M: TrainModel>(
             l,
             FixedGrid::PER_SAMPLE,
             model.state_bounds(),
-        )
+        )?
     } else {
         let scaled = PerRowTime {
             field: field.as_ref(),
@@ -268,7 +268,7 @@ pub fn predict<B: Backend, M: TrainModel>(
                 l,
                 solver.grid(),
                 model.state_bounds(),
-            ),
+            )?,
         }
     };
     let obs = model.observe(p, x.clone(), drive.table::<B>(device), consts);
