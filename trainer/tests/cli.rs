@@ -111,10 +111,11 @@ fn read_output(path: &Path) -> (String, Vec<f64>, Vec<Vec<f32>>) {
 /// Multiply-accumulates of one evaluation, from the spec's layer shapes alone.
 fn spec_macs(spec: &ModelSpec) -> (usize, usize) {
     let sum = |m: &MlpSpec| m.layers.iter().map(|l| l.inputs * l.outputs).sum::<usize>();
-    let state = sum(match &spec.dynamics {
-        DynamicsSpec::Ode { f } => f,
-        DynamicsSpec::Iterator { net, .. } => net,
-    });
+    let state = match &spec.dynamics {
+        DynamicsSpec::Ode { f } => sum(f),
+        DynamicsSpec::Iterator { net, .. } => sum(net),
+        DynamicsSpec::PolyOde { net } => net.macs(),
+    };
     let readout = match &spec.readout {
         ReadoutSpec::Net { g, .. } => sum(g),
         _ => 0,
@@ -326,7 +327,8 @@ fn simulate_equals_simulator_run_exactly() {
         let cfg = SimConfig {
             dt,
             solver,
-            substeps, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
+            substeps,
+            newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
         };
         let mut scratch = vec![0.0; model.cost(solver, substeps).scratch_f32];
         let mut sim = Simulator::new(&model, cfg, &mut scratch).expect("sim");

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::backend::CpuAd;
 use crate::fsutil::write_atomic;
+use crate::implicit::{Implicit, ImplicitMethod};
 use crate::poly::expand::{expand, format_coef, Equations, Monomial};
 use crate::poly::fit::{fit, FitConfig, FitReport, Intervals, Outcome, Trajectory};
 use crate::poly::PiNetDef;
@@ -208,7 +209,8 @@ impl Case {
         let mut best = (0, Vec::new(), 0.0f64);
         for (i, row) in self.truth.iter().enumerate() {
             for (m, &c) in row {
-                if m.iter().any(|&e| e > 0) && c.abs() > best.2.abs() {
+                let drive = m.last().copied().unwrap_or(0) > 0;
+                if !drive && m.iter().any(|&e| e > 0) && c.abs() > best.2.abs() {
                     best = (i, m.clone(), c);
                 }
             }
@@ -219,6 +221,9 @@ impl Case {
 
 /// The stepper called `name`: the explicit RK methods of the runtime, or the implicit ones.
 pub fn stepper_for(name: &str) -> Result<Box<dyn Stepper<CpuAd>>, Error> {
+    if let Some(m) = ImplicitMethod::from_name(name) {
+        return Ok(Box::new(Implicit::new(m)));
+    }
     let solver = Solver::from_name(name).ok_or_else(|| {
         Error::Usage(format!(
             "unknown method `{name}`; one of backward-euler, trapezoid, radau3, radau5, euler, heun, rk4, rk5, dopri5"
@@ -226,7 +231,7 @@ pub fn stepper_for(name: &str) -> Result<Box<dyn Stepper<CpuAd>>, Error> {
     })?;
     if solver.is_implicit() {
         return Err(Error::Usage(format!(
-            "method `{name}`: the implicit differentiable steppers are not in this build"
+            "method `{name}` has no differentiable stepper"
         )));
     }
     Ok(Box::new(ExplicitRk(solver)))
@@ -292,7 +297,8 @@ pub fn run_one(
     let data = Intervals::new(&case.trajectories).map_err(|e| Error::Input(e.to_string()))?;
     let n = data.n;
     let degree = common.degree.unwrap_or_else(|| case.degree());
-    let mut def = PiNetDef::new(n, common.width, degree).map_err(|e| Error::Usage(e.to_string()))?;
+    let mut def =
+        PiNetDef::new(n, common.width, degree).map_err(|e| Error::Usage(e.to_string()))?;
     def.out_scale = data.slope_scale();
     let init = def.init(&mut Rng::new(common.seed));
     let cfg = FitConfig {
@@ -317,7 +323,11 @@ pub fn run_one(
         &device,
         &mut |e, l| {
             if e % every == 0 {
-                let _ = writeln!(log, "  {method} N={} epoch {e}: SSR {l:.4e}", case.trajectories[0].t.len());
+                let _ = writeln!(
+                    log,
+                    "  {method} N={} epoch {e}: SSR {l:.4e}",
+                    case.trajectories[0].t.len()
+                );
             }
         },
     )
@@ -459,8 +469,15 @@ pub fn run_train(args: &StiffTrainArgs, out: &mut dyn Write) -> Result<(), Error
     let case = case(&c.problem, args.points, c.t_end)?;
     create_dir(&c.out)?;
     let r = run_one(&case, &args.method, c, out)?;
-    writeln!(out, "{} / {} / N={}: {}", r.problem, r.method, r.points, outcome_text(&r.outcome))
-        .map_err(Error::Stdout)?;
+    writeln!(
+        out,
+        "{} / {} / N={}: {}",
+        r.problem,
+        r.method,
+        r.points,
+        outcome_text(&r.outcome)
+    )
+    .map_err(Error::Stdout)?;
     for l in &r.equations {
         writeln!(out, "  {l}").map_err(Error::Stdout)?;
     }
@@ -475,13 +492,19 @@ pub fn run_train(args: &StiffTrainArgs, out: &mut dyn Write) -> Result<(), Error
     )
     .map_err(Error::Stdout)?;
     loss_plot(&c.out.join("loss.png"), &[&r])?;
-    write_text(&c.out.join("equations.md"), &markdown(&case, std::slice::from_ref(&r)))?;
+    write_text(
+        &c.out.join("equations.md"),
+        &markdown(&case, std::slice::from_ref(&r)),
+    )?;
     let json = serde_json::to_string_pretty(&r).map_err(Error::Serialize)?;
     write_text(&c.out.join("result.json"), &json)?;
     let losses = serde_json::to_string(&r.losses).map_err(Error::Serialize)?;
     write_text(&c.out.join("losses.json"), &losses)?;
     if let Some(def) = &r.def {
-        let x0: Vec<f32> = case.trajectories[0].x[0].iter().map(|&v| v as f32).collect();
+        let x0: Vec<f32> = case.trajectories[0].x[0]
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
         let spec = def.to_spec(&r.params, &format!("pinet-{}", r.problem), x0);
         let json = serde_json::to_string_pretty(&spec).map_err(Error::Serialize)?;
         write_text(&c.out.join("model.json"), &json)?;

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::{PiNet, PiNetDef};
 use crate::nn::{download, upload};
 use crate::optim::{Adam, AdamConfig, Optimizer};
-use crate::solve::{PerRowTime, Stepper};
+use crate::solve::{PerRowTime, SolveError, Stepper};
 
 /// One observed trajectory: states `x[k]` (length `n`) at times `t[k]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -240,7 +240,7 @@ pub fn predict<B: Backend>(
     stepper: &dyn Stepper<B>,
     substeps: usize,
     device: &B::Device,
-) -> Tensor<B, 2> {
+) -> Result<Tensor<B, 2>, SolveError> {
     let net = PiNet::new(def, params, device);
     let field = PerRowTime {
         field: &net,
@@ -265,9 +265,9 @@ pub fn predict<B: Backend>(
             }
         };
         let f0 = crate::solve::VectorField::eval(&field, x.clone(), at(0.0));
-        x = stepper.step(&field, x, f0, hs, &at);
+        x = stepper.step(&field, x, f0, hs, &at)?;
     }
-    x
+    Ok(x)
 }
 
 /// The sum of squared residuals of [`predict`] against the observed end states.
@@ -279,9 +279,9 @@ pub fn ssr<B: Backend>(
     stepper: &dyn Stepper<B>,
     substeps: usize,
     device: &B::Device,
-) -> Tensor<B, 1> {
-    let x = predict(def, params, batch, drive, stepper, substeps, device);
-    (x - batch.end.clone()).powi_scalar(2).sum()
+) -> Result<Tensor<B, 1>, SolveError> {
+    let x = predict(def, params, batch, drive, stepper, substeps, device)?;
+    Ok((x - batch.end.clone()).powi_scalar(2).sum())
 }
 
 fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
@@ -303,7 +303,7 @@ pub fn ssr_and_grad<B: AutodiffBackend>(
     stepper: &dyn Stepper<B>,
     substeps: usize,
     device: &B::Device,
-) -> (f64, Vec<Tensor<B::InnerBackend, 2>>) {
+) -> Result<(f64, Vec<Tensor<B::InnerBackend, 2>>), SolveError> {
     let flat: Vec<Tensor<B::InnerBackend, 1>> = params
         .iter()
         .map(|p| {
@@ -322,10 +322,10 @@ pub fn ssr_and_grad<B: AutodiffBackend>(
             v
         })
         .collect();
-    let loss = ssr(def, &ad, batch, drive, stepper, substeps, device);
+    let loss = ssr(def, &ad, batch, drive, stepper, substeps, device)?;
     let value = scalar(loss.clone().inner());
     if !value.is_finite() {
-        return (value, Vec::new());
+        return Ok((value, Vec::new()));
     }
     let grads = loss.backward();
     let all = leaf.grad(&grads);
@@ -342,7 +342,7 @@ pub fn ssr_and_grad<B: AutodiffBackend>(
             gi
         })
         .collect();
-    (value, g)
+    Ok((value, g))
 }
 
 fn all_finite<B: Backend>(g: &[Tensor<B, 2>]) -> bool {
@@ -392,7 +392,16 @@ pub fn fit<B: AutodiffBackend>(
     let started = Instant::now();
     for epoch in 1..=cfg.epochs {
         let (loss, grads) =
-            ssr_and_grad::<B>(def, &params, &batch, drive, stepper, cfg.substeps, device);
+            match ssr_and_grad::<B>(def, &params, &batch, drive, stepper, cfg.substeps, device) {
+                Ok(v) => v,
+                Err(e) => {
+                    outcome = Outcome::Halted {
+                        epoch,
+                        reason: format!("the solver failed: {e}"),
+                    };
+                    break;
+                }
+            };
         if !loss.is_finite() {
             outcome = Outcome::Halted {
                 epoch,
@@ -506,7 +515,8 @@ mod tests {
             &ExplicitRk(Solver::Rk4),
             2,
             &device,
-        );
+        )
+        .unwrap();
         let reference = ssr_f64(&def, &values, &data, 2);
         assert!((loss - reference).abs() <= 1e-5 * reference.max(1e-6));
         let g = download(&grads);
@@ -588,9 +598,17 @@ mod recovery {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(20);
-        let t_end: f64 = std::env::var("T").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
-        let width: usize = std::env::var("W").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
-        let t: Vec<f64> = (0..points).map(|k| t_end * k as f64 / (points - 1) as f64).collect();
+        let t_end: f64 = std::env::var("T")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1.0);
+        let width: usize = std::env::var("W")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(4);
+        let t: Vec<f64> = (0..points)
+            .map(|k| t_end * k as f64 / (points - 1) as f64)
+            .collect();
         let x = t.iter().map(|&t| vec![linear_exact(t)]).collect();
         let data = Intervals::new(&[Trajectory { t, x }]).unwrap();
         let mut def = PiNetDef::new(1, width, deg).unwrap();

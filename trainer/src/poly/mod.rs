@@ -313,11 +313,56 @@ impl<'a, B: Backend> PiNet<'a, B> {
             * self.scale.clone()
             * p[2 * d + 2].clone().exp()
     }
+
+    /// `(f(z), ∂f/∂z)` with the Jacobian `[batch, outputs, inputs]`, propagated through the
+    /// products: `∂h_k/∂z = U_k h_{k-1} + (U_k z + a_k + 1) ∂h_{k-1}/∂z`.
+    pub fn forward_jacobian(&self, z: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 3>) {
+        let p = self.params;
+        let [batch, inputs] = z.dims();
+        let w = self.def.width;
+        // t[b][i][w] = ∂h_w / ∂z_i.
+        let mut h = z.clone().matmul(p[0].clone()) + p[1].clone();
+        let mut t = p[0]
+            .clone()
+            .unsqueeze_dim::<3>(0)
+            .expand([batch, inputs, w]);
+        for k in 1..self.def.degree {
+            let g = z.clone().matmul(p[2 * k].clone()) + p[2 * k + 1].clone();
+            let uk = p[2 * k]
+                .clone()
+                .unsqueeze_dim::<3>(0)
+                .expand([batch, inputs, w]);
+            t = uk * h.clone().unsqueeze_dim::<3>(1) + t * (g.clone() + 1.0).unsqueeze_dim::<3>(1);
+            h = g * h.clone() + h;
+        }
+        let d = self.def.degree;
+        let o = self.def.outputs;
+        let scale = self.scale.clone() * p[2 * d + 2].clone().exp();
+        let f = (h.matmul(p[2 * d].clone()) + p[2 * d + 1].clone()) * scale.clone();
+        let j = t
+            .reshape([batch * inputs, w])
+            .matmul(p[2 * d].clone())
+            .reshape([batch, inputs, o])
+            * scale.unsqueeze_dim::<3>(0);
+        (f, j.swap_dims(1, 2))
+    }
 }
 
 impl<B: Backend> VectorField<B> for PiNet<'_, B> {
     fn eval(&self, x: Tensor<B, 2>, u: Tensor<B, 2>) -> Tensor<B, 2> {
         self.forward(Tensor::cat(vec![x, u], 1))
+    }
+
+    fn linearize(&self, x: Tensor<B, 2>, u: Tensor<B, 2>) -> Option<(Tensor<B, 2>, Tensor<B, 3>)> {
+        let n = x.dims()[1];
+        let params: Vec<Tensor<B, 2>> = self.params.iter().map(|p| p.clone().detach()).collect();
+        let net = PiNet {
+            def: self.def,
+            params: &params,
+            scale: self.scale.clone(),
+        };
+        let (f, j) = net.forward_jacobian(Tensor::cat(vec![x.detach(), u.detach()], 1));
+        Some((f, j.narrow(2, 0, n)))
     }
 }
 
@@ -407,6 +452,7 @@ mod tests {
             grid,
             None,
         )
+        .unwrap()
         .into_data()
         .convert::<f32>()
         .into_vec::<f32>()
@@ -437,6 +483,45 @@ mod tests {
             xs.iter().any(|v| (v - x0[0]).abs() > 1e-2),
             "trajectory moves"
         );
+    }
+
+    /// The Jacobian the implicit steps use against central differences of the f64 net.
+    #[test]
+    fn jacobian_matches_finite_differences() {
+        let mut def = PiNetDef::new(3, 5, 3).unwrap();
+        def.out_scale = vec![2.0, 30.0, 0.5];
+        let mut rng = Rng::new(9);
+        let mut values = def.init(&mut rng);
+        for v in values.iter_mut() {
+            for x in v.iter_mut() {
+                *x += (rng.normal() * 0.3) as f32;
+            }
+        }
+        let device = Default::default();
+        let p = upload::<Cpu>(&values, &def.param_shapes(), &device);
+        let net = PiNet::new(&def, &p, &device);
+        let z: Vec<f64> = vec![0.4, -0.3, 0.8, 0.2];
+        let zt: Vec<f32> = z.iter().map(|&v| v as f32).collect();
+        let x = Tensor::<Cpu, 2>::from_data(TensorData::new(zt[..3].to_vec(), [1, 3]), &device);
+        let u = Tensor::<Cpu, 2>::from_data(TensorData::new(vec![zt[3]], [1, 1]), &device);
+        let (_, j) = net.linearize(x, u).unwrap();
+        assert_eq!(j.dims(), [1, 3, 3]);
+        let j = j.into_data().convert::<f32>().into_vec::<f32>().unwrap();
+        let eps = 1e-6;
+        for c in 0..3 {
+            let (mut zp, mut zm) = (z.clone(), z.clone());
+            zp[c] += eps;
+            zm[c] -= eps;
+            let (fp, fm) = (def.eval_f64(&values, &zp), def.eval_f64(&values, &zm));
+            for r in 0..3 {
+                let fd = (fp[r] - fm[r]) / (2.0 * eps);
+                let got = j[r * 3 + c] as f64;
+                assert!(
+                    (got - fd).abs() <= 1e-4 * (1.0 + fd.abs()),
+                    "J[{r}][{c}]: {got} vs finite difference {fd}"
+                );
+            }
+        }
     }
 
     #[test]
