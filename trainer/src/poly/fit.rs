@@ -173,8 +173,9 @@ impl FitConfig {
 pub enum Outcome {
     /// Every epoch ran.
     Completed,
-    /// Training could not go on: the loss or a gradient stopped being finite (the explicit-method
-    /// failure of paper 002 Fig. 4), or a step failed (e.g. Newton did not converge).
+    /// Training could not go on: the loss exploded (above [`DIVERGED`] times the SSR of
+    /// predicting no change) or stopped being finite, a gradient stopped being finite (the
+    /// explicit-method failure of paper 002 Fig. 4), or a step failed (Newton did not converge).
     Halted {
         /// The 1-based epoch at which it stopped.
         epoch: usize,
@@ -182,6 +183,12 @@ pub enum Outcome {
         reason: String,
     },
 }
+
+/// Training halts when the SSR exceeds this multiple of the SSR of predicting "no change" over
+/// every interval: predictions a thousand times further off than the whole observed change mean
+/// the solver is unstable on the learned field (an explicit step far outside its stability
+/// region), and Adam cannot recover from there.
+pub const DIVERGED: f64 = 1e6;
 
 /// What a training run returns.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -389,6 +396,13 @@ pub fn fit<B: AutodiffBackend>(
     let mut losses = Vec::with_capacity(cfg.epochs);
     let mut spikes = 0;
     let mut outcome = Outcome::Completed;
+    let baseline: f64 = data
+        .start
+        .iter()
+        .zip(&data.end)
+        .map(|(a, b)| f64::from(b - a).powi(2))
+        .sum::<f64>()
+        .max(f64::MIN_POSITIVE);
     let started = Instant::now();
     for epoch in 1..=cfg.epochs {
         let (loss, grads) =
@@ -406,6 +420,17 @@ pub fn fit<B: AutodiffBackend>(
             outcome = Outcome::Halted {
                 epoch,
                 reason: format!("the SSR loss became {loss}"),
+            };
+            break;
+        }
+        if loss > DIVERGED * baseline {
+            outcome = Outcome::Halted {
+                epoch,
+                reason: format!(
+                    "the SSR loss exploded to {loss:.3e}, {:.1e} times that of predicting no change \
+                     ({baseline:.3e}): the solver is unstable on the learned field",
+                    loss / baseline
+                ),
             };
             break;
         }
