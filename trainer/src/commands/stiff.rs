@@ -5,6 +5,28 @@
 //! coefficients: the relative error of the stiff coefficient against the number of points
 //! (Figs. 7 and 10), training time per epoch per method (HIRES: the 20 trajectories of Table 7),
 //! and the explicit-method failure on stiff van der Pol (Fig. 4).
+//!
+//! Outputs in `--out`: `equations.md` (true equations, a table of learned ones per method and
+//! number of points, the stiff-coefficient error table, time per epoch), `results.json` (the same,
+//! with every learned coefficient), `stiff_error.png`, `loss.png`; `stiff-train` also writes
+//! `model.json` (the runtime spec, `odeflash import` encodes it) and `losses.json`.
+//!
+//! Quick runs (seconds to a minute on two cores):
+//!
+//! ```text
+//! odeflash stiff-train --problem linear --method radau5 --points 101 --t-end 0.1 --width 4 --degree 1 --epochs 2000 --out runs/linear
+//! odeflash stiff-experiment --problem linear --points 11,21,51,101,201 --t-end 0.1 --width 4 --degree 1 --epochs 2000 --out runs/linear-exp
+//! odeflash stiff-train --problem vdp --method rk4 --points 3001 --epochs 1500 --out runs/vdp-rk4
+//! odeflash stiff-experiment --problem hires --points 50 --width 8 --epochs 300 --out runs/hires-timing
+//! ```
+//!
+//! Full size (paper-like; hours on a CPU): the standard intervals, many more epochs, e.g.
+//! `stiff-experiment --problem toy3d --points 48,94,369,1467 --epochs 50000 --lr-final 1e-5`, and
+//! `stiff-experiment --problem hires --points 50,100 --methods radau5 --epochs 50000`.
+//! On the standard linear interval `[0, 4]` the fast transient fills a handful of the intervals,
+//! and the slow part alone fits every stiffness equally well (its forcing `e^{-t}` is its own
+//! derivative), so recovering `-1000` there needs the transient resolved (`--points` in the
+//! thousands) and long training; `--t-end 0.1` makes the transient a tenth of the data.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -443,9 +465,9 @@ fn markdown(case: &Case, results: &[RunResult]) -> String {
         s.push('\n');
     }
     s.push_str("```\n\n");
-    s.push_str(&format!(
-        "| method | N | equation learned | stiff term | rel. error | s/epoch | outcome |\n| --- | --- | --- | --- | --- | --- | --- |\n"
-    ));
+    s.push_str(
+        "| method | N | equation learned | stiff term | rel. error | s/epoch | outcome |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+    );
     for r in results {
         s.push_str(&format!(
             "| {} | {} | `{}` | {} = {} (true {}) | {:.3e} | {:.4} | {} |\n",

@@ -307,13 +307,12 @@ mod tests {
             for _ in 0..20 {
                 let z: Vec<f64> = (0..=n).map(|_| 2.0 * rng.normal()).collect();
                 let net = def.eval_f64(&values, &z);
-                for o in 0..n {
+                for (o, &fo) in net.iter().enumerate() {
                     let p = eq.rows[o].eval(&z);
-                    let scale = net[o].abs().max(1e-3 * def.total_scale(&values)[o]);
+                    let scale = fo.abs().max(1e-3 * def.total_scale(&values)[o]);
                     assert!(
-                        (p - net[o]).abs() <= 1e-10 * scale,
-                        "n={n} d={degree} out {o}: expansion {p} vs net {}",
-                        net[o]
+                        (p - fo).abs() <= 1e-10 * scale,
+                        "n={n} d={degree} out {o}: expansion {p} vs net {fo}"
                     );
                 }
             }

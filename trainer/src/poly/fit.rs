@@ -81,7 +81,7 @@ impl Intervals {
             }
             for k in 0..tr.t.len() - 1 {
                 let h = tr.t[k + 1] - tr.t[k];
-                if !(h > 0.0) || !h.is_finite() {
+                if h.is_nan() || h <= 0.0 || !h.is_finite() {
                     return Err(FitError::Data(format!(
                         "trajectory {i}: times not increasing at observation {k}"
                     )));
@@ -300,6 +300,9 @@ fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// The SSR and one gradient per parameter tensor.
+pub type LossAndGrad<B> = (f64, Vec<Tensor<<B as AutodiffBackend>::InnerBackend, 2>>);
+
 /// The SSR and its gradient with respect to every parameter (one autodiff leaf for all of them,
 /// as [`crate::train`] does, viewed per parameter).
 pub fn ssr_and_grad<B: AutodiffBackend>(
@@ -310,7 +313,7 @@ pub fn ssr_and_grad<B: AutodiffBackend>(
     stepper: &dyn Stepper<B>,
     substeps: usize,
     device: &B::Device,
-) -> Result<(f64, Vec<Tensor<B::InnerBackend, 2>>), SolveError> {
+) -> Result<LossAndGrad<B>, SolveError> {
     let flat: Vec<Tensor<B::InnerBackend, 1>> = params
         .iter()
         .map(|p| {
@@ -495,12 +498,12 @@ mod tests {
                 let k2 = f(&add(&x, &k1, hs / 2.0), data.h[r]);
                 let k3 = f(&add(&x, &k2, hs / 2.0), data.h[r]);
                 let k4 = f(&add(&x, &k3, hs), data.h[r]);
-                for i in 0..n {
-                    x[i] += hs / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
+                for (i, xi) in x.iter_mut().enumerate() {
+                    *xi += hs / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
                 }
             }
-            for i in 0..n {
-                total += (x[i] - data.end[r * n + i] as f64).powi(2);
+            for (i, xi) in x.iter().enumerate() {
+                total += (xi - data.end[r * n + i] as f64).powi(2);
             }
         }
         total
