@@ -420,11 +420,13 @@ mod tests {
         }
     }
 
-    /// The exported model run by the runtime (RK4, two substeps) follows the trainer's own
-    /// trajectory of the same net.
+    /// The exported model run by the runtime follows the trainer's own trajectory of the same
+    /// net: RK4 with two substeps, and Radau IIA 5 (the runtime's fixed four Newton iterations
+    /// against the trainer's Newton to tolerance).
     #[test]
     fn runtime_reproduces_the_trainer_trajectory() {
-        use crate::solve::{integrate_fixed, Drive, ExplicitRk, FixedGrid};
+        use crate::implicit::{Implicit, ImplicitMethod};
+        use crate::solve::{integrate_fixed, Drive, ExplicitRk, FixedGrid, Stepper};
         use odeflash_runtime::spec::Quant;
         use odeflash_runtime::{SimConfig, Simulator, Solver};
 
@@ -438,51 +440,58 @@ mod tests {
         let device = Default::default();
         let p = upload::<Cpu>(&values, &def.param_shapes(), &device);
         let net = PiNet::new(&def, &p, &device);
-        let grid = FixedGrid {
-            stride: 1,
-            substeps: 2,
-        };
-        let xs = integrate_fixed(
-            &net,
-            &ExplicitRk(Solver::Rk4),
-            Tensor::from_data(TensorData::new(x0.clone(), [1, 2]), &device),
-            &Drive::zeros(1, samples),
-            dt,
-            samples,
-            grid,
-            None,
-        )
-        .unwrap()
-        .into_data()
-        .convert::<f32>()
-        .into_vec::<f32>()
-        .unwrap();
         let blob = def
             .to_spec(&values, "pinet", x0.clone())
             .try_encode(Quant::F32)
             .unwrap();
         let model = blob.model().unwrap();
-        let drive = vec![0.0f32; samples];
-        let cfg = SimConfig::new(dt as f32, Solver::Rk4, 2);
-        let mut scratch = vec![0.0f32; model.cost_for(&cfg).scratch_f32];
-        let mut sim = Simulator::new(&model, cfg, &mut scratch).unwrap();
-        sim.reset(Some(&x0)).unwrap();
-        let (mut v, mut i, mut x) = (
-            vec![0.0; samples],
-            vec![0.0; samples],
-            vec![0.0; 2 * samples],
-        );
-        sim.run(&drive, &mut v, &mut i, &mut x).unwrap();
-        let mut worst = 0.0f32;
-        for (a, b) in xs.iter().zip(&x) {
-            worst = worst.max((a - b).abs() / (1.0 + b.abs()));
+        let radau5 = Implicit::new(ImplicitMethod::RadauIIA5);
+        let cases: [(&dyn Stepper<Cpu>, Solver, usize, f32); 2] = [
+            (&ExplicitRk(Solver::Rk4), Solver::Rk4, 2, 1e-5),
+            (&radau5, Solver::Radau5, 1, 1e-4),
+        ];
+        for (stepper, solver, substeps, tol) in cases {
+            let grid = FixedGrid {
+                stride: 1,
+                substeps,
+            };
+            let xs = integrate_fixed(
+                &net,
+                stepper,
+                Tensor::from_data(TensorData::new(x0.clone(), [1, 2]), &device),
+                &Drive::zeros(1, samples),
+                dt,
+                samples,
+                grid,
+                None,
+            )
+            .unwrap()
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .unwrap();
+            let drive = vec![0.0f32; samples];
+            let cfg = SimConfig::new(dt as f32, solver, substeps as u16);
+            let mut scratch = vec![0.0f32; model.cost_for(&cfg).scratch_f32];
+            let mut sim = Simulator::new(&model, cfg, &mut scratch).unwrap();
+            sim.reset(Some(&x0)).unwrap();
+            let (mut v, mut i, mut x) = (
+                vec![0.0; samples],
+                vec![0.0; samples],
+                vec![0.0; 2 * samples],
+            );
+            sim.run(&drive, &mut v, &mut i, &mut x).unwrap();
+            assert_eq!(xs.len(), x.len());
+            let mut worst = 0.0f32;
+            for (a, b) in xs.iter().zip(&x) {
+                worst = worst.max((a - b).abs() / (1.0 + b.abs()));
+            }
+            assert!(worst < tol, "{solver:?}: runtime vs trainer {worst}");
+            assert!(
+                xs.iter().any(|v| (v - x0[0]).abs() > 1e-2),
+                "trajectory moves"
+            );
         }
-        assert_eq!(xs.len(), x.len());
-        assert!(worst < 1e-5, "runtime vs trainer: {worst}");
-        assert!(
-            xs.iter().any(|v| (v - x0[0]).abs() > 1e-2),
-            "trajectory moves"
-        );
     }
 
     /// The Jacobian the implicit steps use against central differences of the f64 net.
