@@ -24,7 +24,8 @@ const PERIOD: usize = 1000;
 const CONFIG: SimConfig = SimConfig {
     dt: 1e-4,
     solver: Solver::Rk4,
-    substeps: 1, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
+    substeps: 1,
+    newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
 };
 
 fn models() -> Vec<(&'static str, AlignedBlob)> {

@@ -141,7 +141,8 @@ fn host_trajectory(model: &Path, out: &RunOutput) -> Trajectory {
     let config = SimConfig {
         dt: cfg.dt,
         solver: Solver::Rk4,
-        substeps: 1, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
+        substeps: 1,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     let mut scratch = vec![0.0; model.cost(Solver::Rk4, 1).scratch_f32];
     let mut sim = Simulator::new(&model, config, &mut scratch).expect("simulator");
@@ -429,7 +430,8 @@ fn stimulus_table_drives_the_model() {
     let config = SimConfig {
         dt: cfg.dt,
         solver: Solver::Rk4,
-        substeps: 1, newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
+        substeps: 1,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
     };
     let mut scratch = vec![0.0; m.cost(Solver::Rk4, 1).scratch_f32];
     let mut sim = Simulator::new(&m, config, &mut scratch).expect("simulator");
