@@ -46,6 +46,12 @@ pub enum Command {
     /// Solves one of paper 002's stiff test problems in f64 (adaptive Radau IIA 5 or a fixed-step
     /// method) and writes the solution at chosen times as CSV.
     Solve(crate::commands::solve::SolveArgs),
+    /// Paper 002: trains a polynomial (Π-net) neural ODE on a stiff problem with one method and
+    /// prints the equation it learned.
+    StiffTrain(crate::commands::stiff::StiffTrainArgs),
+    /// Paper 002's experiment: every method at several numbers of points; equations learned,
+    /// stiff-coefficient error against points, time per epoch.
+    StiffExperiment(crate::commands::stiff::StiffExperimentArgs),
 }
 
 /// `odeflash train ...`.

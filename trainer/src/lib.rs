@@ -21,6 +21,7 @@ pub mod memristor;
 pub mod model;
 pub mod nn;
 pub mod optim;
+pub mod poly;
 pub mod rng;
 pub mod run;
 pub mod solve;
@@ -49,6 +50,8 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
         cli::Command::Export(args) => commands::export::run(&args, &mut out),
         cli::Command::DeviceCheck(args) => commands::device_check::run(&args, &mut out),
         cli::Command::Solve(args) => commands::solve::run(&args, &mut out),
+        cli::Command::StiffTrain(args) => commands::stiff::run_train(&args, &mut out),
+        cli::Command::StiffExperiment(args) => commands::stiff::run_experiment(&args, &mut out),
         cli::Command::Data(cli::DataCommand::SynthMemristor(args)) => {
             memristor::cli::run_synth(&args, &mut out)
         }

@@ -7,5 +7,6 @@ pub mod import;
 pub mod inspect;
 pub mod simulate;
 pub mod solve;
+pub mod stiff;
 pub mod train;
 pub mod train_memristor;

@@ -1,0 +1,759 @@
+//! `odeflash stiff-train` and `odeflash stiff-experiment`: paper 002's experiments. Training data
+//! from the adaptive Radau5 reference solver at equally spaced observation times, a Π-net
+//! polynomial neural ODE trained on the intervals between them ([`crate::poly::fit`]), and the
+//! equation it learned printed like the paper's Tables 1-6 and compared with the true
+//! coefficients: the relative error of the stiff coefficient against the number of points
+//! (Figs. 7 and 10), training time per epoch per method (HIRES: the 20 trajectories of Table 7),
+//! and the explicit-method failure on stiff van der Pol (Fig. 4).
+//!
+//! Outputs in `--out`: `equations.md` (true equations, a table of learned ones per method and
+//! number of points, the stiff-coefficient error table, time per epoch), `results.json` (the same,
+//! with every learned coefficient), `stiff_error.png`, `loss.png`; `stiff-train` also writes
+//! `model.json` (the runtime spec, `odeflash import` encodes it) and `losses.json`.
+//!
+//! Quick runs (seconds to a minute on two cores):
+//!
+//! ```text
+//! odeflash stiff-train --problem linear --method radau5 --points 101 --t-end 0.1 --width 4 --degree 1 --epochs 2000 --out runs/linear
+//! odeflash stiff-experiment --problem linear --points 11,21,51,101,201 --t-end 0.1 --width 4 --degree 1 --epochs 2000 --out runs/linear-exp
+//! odeflash stiff-train --problem vdp --method rk4 --points 3001 --epochs 1500 --out runs/vdp-rk4
+//! odeflash stiff-experiment --problem hires --points 50 --width 8 --epochs 300 --out runs/hires-timing
+//! ```
+//!
+//! Full size (paper-like; hours on a CPU): the standard intervals, many more epochs, e.g.
+//! `stiff-experiment --problem toy3d --points 48,94,369,1467 --epochs 50000 --lr-final 1e-5`, and
+//! `stiff-experiment --problem hires --points 50,100 --methods radau5 --epochs 50000`.
+//! On the standard linear interval `[0, 4]` the fast transient fills a handful of the intervals,
+//! and the slow part alone fits every stiffness equally well (its forcing `e^{-t}` is its own
+//! derivative), so recovering `-1000` there needs the transient resolved (`--points` in the
+//! thousands) and long training; `--t-end 0.1` makes the transient a tenth of the data.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use odeflash_runtime::Solver;
+use serde::Serialize;
+
+use crate::backend::CpuAd;
+use crate::fsutil::write_atomic;
+use crate::implicit::{Implicit, ImplicitMethod};
+use crate::poly::expand::{expand, format_coef, Equations, Monomial};
+use crate::poly::fit::{fit, FitConfig, FitReport, Intervals, Outcome, Trajectory};
+use crate::poly::PiNetDef;
+use crate::rng::Rng;
+use crate::run::plot::{plot_series_with, PlotOptions, Series};
+use crate::solve::{ExplicitRk, Stepper};
+use crate::stiff::{hires_initial_conditions, problem, solve_adaptive, Options, Problem, PROBLEMS};
+use crate::Error;
+
+/// Settings shared by both commands.
+#[derive(Debug, Clone, Args)]
+pub struct StiffCommon {
+    /// Problem: linear, toy2d, toy3d, hires, vdp.
+    #[arg(long)]
+    pub problem: String,
+    /// Adam epochs (one step per epoch on the whole batch of intervals).
+    #[arg(long, default_value_t = 3000)]
+    pub epochs: usize,
+    /// Initial learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f64,
+    /// Final learning rate (exponential decay from `--lr`).
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr_final: f64,
+    /// Adam's second-moment decay.
+    #[arg(long, default_value_t = 0.99)]
+    pub beta2: f64,
+    /// Solver steps per observation interval.
+    #[arg(long, default_value_t = 1)]
+    pub substeps: usize,
+    /// Π-net hidden width.
+    #[arg(long, default_value_t = 8)]
+    pub width: usize,
+    /// Π-net degree (default: the degree of the problem's right-hand side).
+    #[arg(long)]
+    pub degree: Option<usize>,
+    /// End of the observed interval (default: the problem's standard interval).
+    #[arg(long)]
+    pub t_end: Option<f64>,
+    /// Coefficients below this magnitude are left out of the printed equations.
+    #[arg(long, default_value_t = 1e-3)]
+    pub prune: f64,
+    /// Seed of the initial weights.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output directory (created).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// `odeflash stiff-train`.
+#[derive(Debug, Clone, Args)]
+pub struct StiffTrainArgs {
+    /// Method: backward-euler, trapezoid, radau3, radau5, or an explicit one (euler, heun, rk4,
+    /// rk5, dopri5).
+    #[arg(long)]
+    pub method: String,
+    /// Observation points per trajectory (equally spaced, both ends included).
+    #[arg(long)]
+    pub points: usize,
+    /// Shared settings.
+    #[command(flatten)]
+    pub common: StiffCommon,
+}
+
+/// `odeflash stiff-experiment`.
+#[derive(Debug, Clone, Args)]
+pub struct StiffExperimentArgs {
+    /// Numbers of observation points, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![25, 50, 100, 200, 400])]
+    pub points: Vec<usize>,
+    /// Methods, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec!["backward-euler".to_string(), "trapezoid".into(), "radau3".into(), "radau5".into()])]
+    pub methods: Vec<String>,
+    /// Shared settings.
+    #[command(flatten)]
+    pub common: StiffCommon,
+}
+
+/// The training data of one problem: trajectories, the drive, the true coefficients.
+pub struct Case {
+    /// The problem.
+    pub problem: Box<dyn Problem>,
+    /// Observed trajectories.
+    pub trajectories: Vec<Trajectory>,
+    /// `Some` for the linear problem, whose forcing `b e^{-t}` enters as the drive `u = e^{-t}`.
+    pub drive: Option<fn(f64) -> f64>,
+    /// True right-hand side, one map per state (monomials over `[x.., u]`).
+    pub truth: Vec<BTreeMap<Monomial, f64>>,
+    /// Variable names `[x.., u]`.
+    pub vars: Vec<String>,
+}
+
+fn exp_neg(t: f64) -> f64 {
+    (-t).exp()
+}
+
+/// Generates `points` equally spaced observations of every trajectory of `name` (HIRES: the 20
+/// initial conditions of Table 7) with the adaptive Radau5 at rtol 1e-10, atol 1e-12.
+pub fn case(name: &str, points: usize, t_end: Option<f64>) -> Result<Case, Error> {
+    let p = problem(name).ok_or_else(|| {
+        Error::Usage(format!(
+            "unknown problem `{name}`; one of {}",
+            PROBLEMS.join(", ")
+        ))
+    })?;
+    if points < 2 {
+        return Err(Error::Usage("--points must be at least 2".into()));
+    }
+    let n = p.dim();
+    let t_end = t_end.unwrap_or(p.t_end());
+    if !(t_end > 0.0 && t_end.is_finite()) {
+        return Err(Error::Usage(format!("--t-end {t_end} must be positive")));
+    }
+    let t: Vec<f64> = (0..points)
+        .map(|k| t_end * k as f64 / (points - 1) as f64)
+        .collect();
+    let starts: Vec<Vec<f64>> = if name == "hires" {
+        hires_initial_conditions()
+            .iter()
+            .map(|y| y.to_vec())
+            .collect()
+    } else {
+        vec![p.initial()]
+    };
+    let opts = Options {
+        rtol: 1e-10,
+        atol: 1e-12,
+        max_steps: 10_000_000,
+        ..Options::default()
+    };
+    let mut trajectories = Vec::new();
+    for y0 in starts {
+        let sol = solve_adaptive(p.as_ref(), &y0, 0.0, &t, &opts)
+            .map_err(|e| Error::Train(format!("reference solution of {name}: {e}")))?;
+        trajectories.push(Trajectory {
+            t: t.clone(),
+            x: sol.y,
+        });
+    }
+    let mut truth: Vec<BTreeMap<Monomial, f64>> = p
+        .polynomial()
+        .iter()
+        .map(|terms| {
+            terms
+                .iter()
+                .map(|term| {
+                    let mut m: Monomial = term.powers.iter().map(|&e| e as u8).collect();
+                    m.push(0);
+                    (m, term.coefficient)
+                })
+                .collect()
+        })
+        .collect();
+    let drive = if name == "linear" {
+        // The forcing b e^{-t}: its amplitude is what the forcing adds at t = 0.
+        let mut b = vec![0.0; n];
+        p.forcing(0.0, &mut b);
+        truth[0].insert(vec![0, 1], b[0]);
+        Some(exp_neg as fn(f64) -> f64)
+    } else {
+        None
+    };
+    let mut vars = p.state_names();
+    vars.push("u".into());
+    Ok(Case {
+        problem: p,
+        trajectories,
+        drive,
+        truth,
+        vars,
+    })
+}
+
+impl Case {
+    /// Highest total degree of the true right-hand side.
+    pub fn degree(&self) -> usize {
+        self.truth
+            .iter()
+            .flat_map(|r| r.keys())
+            .map(|m| m.iter().map(|&e| e as usize).sum::<usize>())
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// The stiff coefficient: the largest non-constant true coefficient in magnitude (the first
+    /// one on ties), as `(state, monomial, value)`.
+    pub fn stiff_term(&self) -> (usize, Monomial, f64) {
+        let mut best = (0, Vec::new(), 0.0f64);
+        for (i, row) in self.truth.iter().enumerate() {
+            for (m, &c) in row {
+                let drive = m.last().copied().unwrap_or(0) > 0;
+                if !drive && m.iter().any(|&e| e > 0) && c.abs() > best.2.abs() {
+                    best = (i, m.clone(), c);
+                }
+            }
+        }
+        best
+    }
+}
+
+/// The stepper called `name`: the explicit RK methods of the runtime, or the implicit ones.
+pub fn stepper_for(name: &str) -> Result<Box<dyn Stepper<CpuAd>>, Error> {
+    if let Some(m) = ImplicitMethod::from_name(name) {
+        return Ok(Box::new(Implicit::new(m)));
+    }
+    let solver = Solver::from_name(name).ok_or_else(|| {
+        Error::Usage(format!(
+            "unknown method `{name}`; one of backward-euler, trapezoid, radau3, radau5, euler, heun, rk4, rk5, dopri5"
+        ))
+    })?;
+    if solver.is_implicit() {
+        return Err(Error::Usage(format!(
+            "method `{name}` has no differentiable stepper"
+        )));
+    }
+    Ok(Box::new(ExplicitRk(solver)))
+}
+
+/// One trained model and how it compares with the truth.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    /// Problem name.
+    pub problem: String,
+    /// Method name.
+    pub method: String,
+    /// Observation points per trajectory.
+    pub points: usize,
+    /// Trajectories.
+    pub trajectories: usize,
+    /// Epochs run.
+    pub epochs: usize,
+    /// How training ended.
+    pub outcome: Outcome,
+    /// Lowest SSR.
+    pub best_loss: f64,
+    /// Mean seconds per epoch.
+    pub seconds_per_epoch: f64,
+    /// Epochs whose loss jumped above ten times the best before them.
+    pub spikes: usize,
+    /// The learned equations, printed.
+    pub equations: Vec<String>,
+    /// Learned coefficients per state (`"y1*y2" -> c`, pruned).
+    pub coefficients: Vec<BTreeMap<String, f64>>,
+    /// The stiff term's name, true and learned coefficient, relative error.
+    pub stiff_term: String,
+    /// True stiff coefficient.
+    pub stiff_true: f64,
+    /// Learned stiff coefficient.
+    pub stiff_learned: f64,
+    /// `|learned - true| / |true|`.
+    pub stiff_rel_error: f64,
+    /// Largest relative error over all true terms.
+    pub max_rel_error: f64,
+    /// Largest learned coefficient of a term absent from the truth (drive terms of autonomous
+    /// problems left out).
+    pub max_spurious: f64,
+    /// SSR per epoch.
+    #[serde(skip)]
+    pub losses: Vec<f64>,
+    /// Trained parameters.
+    #[serde(skip)]
+    pub params: Vec<Vec<f32>>,
+    /// The net.
+    #[serde(skip)]
+    pub def: Option<PiNetDef>,
+}
+
+/// Trains one method on one case and compares the learned equation with the truth.
+pub fn run_one(
+    case: &Case,
+    method: &str,
+    common: &StiffCommon,
+    log: &mut dyn Write,
+) -> Result<RunResult, Error> {
+    let stepper = stepper_for(method)?;
+    let data = Intervals::new(&case.trajectories).map_err(|e| Error::Input(e.to_string()))?;
+    let n = data.n;
+    let degree = common.degree.unwrap_or_else(|| case.degree());
+    let mut def =
+        PiNetDef::new(n, common.width, degree).map_err(|e| Error::Usage(e.to_string()))?;
+    def.out_scale = data.slope_scale();
+    let init = def.init(&mut Rng::new(common.seed));
+    let cfg = FitConfig {
+        epochs: common.epochs,
+        lr: common.lr,
+        lr_final: common.lr_final,
+        substeps: common.substeps,
+        beta2: common.beta2,
+    };
+    let device = Default::default();
+    let every = (common.epochs / 5).max(1);
+    let drive_fn = case.drive;
+    let drive_ref: Option<&(dyn Fn(f64) -> f64 + Sync)> =
+        drive_fn.as_ref().map(|f| f as &(dyn Fn(f64) -> f64 + Sync));
+    let report: FitReport = fit::<CpuAd>(
+        &def,
+        init,
+        &data,
+        drive_ref,
+        stepper.as_ref(),
+        &cfg,
+        &device,
+        &mut |e, l| {
+            if e % every == 0 {
+                let _ = writeln!(
+                    log,
+                    "  {method} N={} epoch {e}: SSR {l:.4e}",
+                    case.trajectories[0].t.len()
+                );
+            }
+        },
+    )
+    .map_err(|e| Error::Usage(e.to_string()))?;
+    let eq = expand(&def, &report.params, &case.vars).map_err(|e| Error::Train(e.to_string()))?;
+    let u = case.vars.len() - 1;
+    let eq: Equations = if case.drive.is_none() {
+        eq.without_var(u)
+    } else {
+        eq
+    };
+    let (si, sm, sc) = case.stiff_term();
+    let learned = eq.rows[si].coef(&sm);
+    let mut max_rel: f64 = 0.0;
+    let mut spurious: f64 = 0.0;
+    for (i, row) in case.truth.iter().enumerate() {
+        for (m, &c) in row {
+            max_rel = max_rel.max((eq.rows[i].coef(m) - c).abs() / c.abs());
+        }
+        for (m, &c) in &eq.rows[i].terms {
+            if !row.contains_key(m) {
+                spurious = spurious.max(c.abs());
+            }
+        }
+    }
+    let stiff_name = {
+        let names: Vec<String> = sm
+            .iter()
+            .enumerate()
+            .filter(|(_, &e)| e > 0)
+            .map(|(k, &e)| {
+                if e == 1 {
+                    case.vars[k].clone()
+                } else {
+                    format!("{}^{e}", case.vars[k])
+                }
+            })
+            .collect();
+        format!("d{}/dt: {}", case.vars[si], names.join("*"))
+    };
+    Ok(RunResult {
+        problem: case.problem.name().into(),
+        method: method.into(),
+        points: case.trajectories[0].t.len(),
+        trajectories: case.trajectories.len(),
+        epochs: report.losses.len(),
+        outcome: report.outcome.clone(),
+        best_loss: report.best_loss,
+        seconds_per_epoch: report.seconds_per_epoch,
+        spikes: report.spikes,
+        equations: eq.print(common.prune),
+        coefficients: (0..n).map(|i| eq.named_terms(i, common.prune)).collect(),
+        stiff_term: stiff_name,
+        stiff_true: sc,
+        stiff_learned: learned,
+        stiff_rel_error: (learned - sc).abs() / sc.abs(),
+        max_rel_error: max_rel,
+        max_spurious: spurious,
+        losses: report.losses,
+        params: report.params,
+        def: Some(def),
+    })
+}
+
+fn outcome_text(o: &Outcome) -> String {
+    match o {
+        Outcome::Completed => "completed".into(),
+        Outcome::Halted { epoch, reason } => format!("HALTED at epoch {epoch}: {reason}"),
+    }
+}
+
+fn write_text(path: &Path, text: &str) -> Result<(), Error> {
+    write_atomic(path, text.as_bytes())
+}
+
+fn create_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn loss_plot(path: &Path, runs: &[&RunResult]) -> Result<(), Error> {
+    let series: Vec<Series> = runs
+        .iter()
+        .map(|r| {
+            Series::new(
+                format!("{} N={}", r.method, r.points),
+                (1..=r.losses.len()).map(|e| e as f64).collect(),
+                r.losses.clone(),
+            )
+        })
+        .collect();
+    plot_series_with(
+        path,
+        "SSR training loss",
+        "epoch",
+        "SSR",
+        &series,
+        &PlotOptions {
+            log_y: true,
+            ..PlotOptions::default()
+        },
+    )?;
+    Ok(())
+}
+
+fn markdown(case: &Case, results: &[RunResult]) -> String {
+    let mut s = format!("# {}: equations learned\n\n", case.problem.name());
+    s.push_str("True equations:\n\n```\n");
+    for l in case.problem.true_equations() {
+        s.push_str(&l);
+        s.push('\n');
+    }
+    s.push_str("```\n\n");
+    s.push_str(
+        "| method | N | equation learned | stiff term | rel. error | s/epoch | outcome |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for r in results {
+        s.push_str(&format!(
+            "| {} | {} | `{}` | {} = {} (true {}) | {:.3e} | {:.4} | {} |\n",
+            r.method,
+            r.points,
+            r.equations.join("`<br>`"),
+            r.stiff_term,
+            format_coef(r.stiff_learned),
+            format_coef(r.stiff_true),
+            r.stiff_rel_error,
+            r.seconds_per_epoch,
+            outcome_text(&r.outcome)
+        ));
+    }
+    s
+}
+
+/// `odeflash stiff-train`.
+pub fn run_train(args: &StiffTrainArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let c = &args.common;
+    let case = case(&c.problem, args.points, c.t_end)?;
+    create_dir(&c.out)?;
+    let r = run_one(&case, &args.method, c, out)?;
+    writeln!(
+        out,
+        "{} / {} / N={}: {}",
+        r.problem,
+        r.method,
+        r.points,
+        outcome_text(&r.outcome)
+    )
+    .map_err(Error::Stdout)?;
+    for l in &r.equations {
+        writeln!(out, "  {l}").map_err(Error::Stdout)?;
+    }
+    writeln!(
+        out,
+        "stiff coefficient {}: {} (true {}), relative error {:.3e}; {:.2} ms per epoch",
+        r.stiff_term,
+        format_coef(r.stiff_learned),
+        format_coef(r.stiff_true),
+        r.stiff_rel_error,
+        r.seconds_per_epoch * 1e3
+    )
+    .map_err(Error::Stdout)?;
+    loss_plot(&c.out.join("loss.png"), &[&r])?;
+    write_text(
+        &c.out.join("equations.md"),
+        &markdown(&case, std::slice::from_ref(&r)),
+    )?;
+    let json = serde_json::to_string_pretty(&r).map_err(Error::Serialize)?;
+    write_text(&c.out.join("result.json"), &json)?;
+    let losses = serde_json::to_string(&r.losses).map_err(Error::Serialize)?;
+    write_text(&c.out.join("losses.json"), &losses)?;
+    if let Some(def) = &r.def {
+        let x0: Vec<f32> = case.trajectories[0].x[0]
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        let spec = def.to_spec(&r.params, &format!("pinet-{}", r.problem), x0);
+        let json = serde_json::to_string_pretty(&spec).map_err(Error::Serialize)?;
+        write_text(&c.out.join("model.json"), &json)?;
+    }
+    writeln!(out, "wrote {}", c.out.display()).map_err(Error::Stdout)?;
+    Ok(())
+}
+
+/// `odeflash stiff-experiment`.
+pub fn run_experiment(args: &StiffExperimentArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let c = &args.common;
+    create_dir(&c.out)?;
+    for m in &args.methods {
+        stepper_for(m)?;
+    }
+    let mut results = Vec::new();
+    let mut cases = Vec::new();
+    for &points in &args.points {
+        let case = case(&c.problem, points, c.t_end)?;
+        for m in &args.methods {
+            let r = run_one(&case, m, c, out)?;
+            writeln!(
+                out,
+                "{} N={points}: {} = {} (true {}), rel. error {:.3e}, {:.2} ms/epoch, {}",
+                m,
+                r.stiff_term,
+                format_coef(r.stiff_learned),
+                format_coef(r.stiff_true),
+                r.stiff_rel_error,
+                r.seconds_per_epoch * 1e3,
+                outcome_text(&r.outcome)
+            )
+            .map_err(Error::Stdout)?;
+            for l in &r.equations {
+                writeln!(out, "    {l}").map_err(Error::Stdout)?;
+            }
+            results.push(r);
+        }
+        cases.push(case);
+    }
+    let Some(first) = cases.first() else {
+        return Err(Error::Usage("--points is empty".into()));
+    };
+    write_text(&c.out.join("equations.md"), &{
+        let mut s = markdown(first, &results);
+        s.push_str("\n## Relative error of the stiff coefficient\n\n| method |");
+        for p in &args.points {
+            s.push_str(&format!(" N={p} |"));
+        }
+        s.push_str("\n| --- |");
+        for _ in &args.points {
+            s.push_str(" --- |");
+        }
+        s.push('\n');
+        for m in &args.methods {
+            s.push_str(&format!("| {m} |"));
+            for p in &args.points {
+                if let Some(r) = results.iter().find(|r| &r.method == m && r.points == *p) {
+                    s.push_str(&format!(" {:.3e} |", r.stiff_rel_error));
+                }
+            }
+            s.push('\n');
+        }
+        s.push_str("\n## Training time per epoch\n\n| method | N | trajectories | ms/epoch |\n| --- | --- | --- | --- |\n");
+        for r in &results {
+            s.push_str(&format!(
+                "| {} | {} | {} | {:.3} |\n",
+                r.method,
+                r.points,
+                r.trajectories,
+                r.seconds_per_epoch * 1e3
+            ));
+        }
+        s
+    })?;
+    let json = serde_json::to_string_pretty(&results).map_err(Error::Serialize)?;
+    write_text(&c.out.join("results.json"), &json)?;
+    let series: Vec<Series> = args
+        .methods
+        .iter()
+        .map(|m| {
+            let rs: Vec<&RunResult> = results.iter().filter(|r| &r.method == m).collect();
+            Series::new(
+                m.clone(),
+                rs.iter().map(|r| (r.points as f64).log10()).collect(),
+                rs.iter().map(|r| r.stiff_rel_error).collect(),
+            )
+        })
+        .collect();
+    plot_series_with(
+        &c.out.join("stiff_error.png"),
+        &format!("{}: relative error of the stiff coefficient", c.problem),
+        "log10(number of points)",
+        "relative error",
+        &series,
+        &PlotOptions {
+            log_y: true,
+            ..PlotOptions::default()
+        },
+    )?;
+    let refs: Vec<&RunResult> = results.iter().collect();
+    loss_plot(&c.out.join("loss.png"), &refs)?;
+    writeln!(out, "wrote {}", c.out.display()).map_err(Error::Stdout)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn common(epochs: usize, width: usize, degree: usize, t_end: f64) -> StiffCommon {
+        StiffCommon {
+            problem: "linear".into(),
+            epochs,
+            lr: 0.1,
+            lr_final: 1e-4,
+            beta2: 0.99,
+            substeps: 1,
+            width,
+            degree: Some(degree),
+            t_end: Some(t_end),
+            prune: 1e-3,
+            seed: 1,
+            out: PathBuf::new(),
+        }
+    }
+
+    /// The issue's target: Radau5 recovers the stiff coefficient of `y' = -1000 y + 3000 - 2000
+    /// e^{-t}` to better than 1e-3 relative, from 101 equally spaced points of the reference
+    /// solution over [0, 0.1] (the fast transient resolved, `h λ = -1`), one step per interval.
+    /// Backward Euler on the same data is far off (its own error, order 1), so the check can fail.
+    #[test]
+    fn radau5_recovers_the_stiff_linear_coefficient() {
+        let case = case("linear", 101, Some(0.1)).unwrap();
+        let c = common(2000, 4, 1, 0.1);
+        let mut log = Vec::new();
+        let r = run_one(&case, "radau5", &c, &mut log).unwrap();
+        assert_eq!(r.outcome, Outcome::Completed);
+        assert_eq!(r.stiff_true, -1000.0);
+        assert!(
+            r.stiff_rel_error < 1e-3,
+            "radau5: {} (rel. error {:e}); {:?}",
+            r.stiff_learned,
+            r.stiff_rel_error,
+            r.equations
+        );
+        assert!(r.max_rel_error < 2e-3, "{:?}", r.equations);
+        let be = run_one(&case, "backward-euler", &c, &mut log).unwrap();
+        assert!(
+            be.stiff_rel_error > 0.1,
+            "backward Euler: {}",
+            be.stiff_learned
+        );
+    }
+
+    /// Paper 002 Fig. 4: once the net's field is as stiff as van der Pol (mu = 1000), RK4 with
+    /// one step per observation interval diverges, and training halts with the reason instead
+    /// of panicking. The net starts as the true vdp polynomial (built by hand), the state a cold
+    /// start reaches when it develops the stiffness; Radau5 steps the same net stably.
+    #[test]
+    fn rk4_on_stiff_van_der_pol_halts_and_says_why() {
+        let case = case("vdp", 301, Some(300.0)).unwrap();
+        let data = Intervals::new(&case.trajectories).unwrap();
+        let def = PiNetDef::new(2, 3, 3).unwrap();
+        let mu = 1000.0f32;
+        // Channels [y2, y1, y1^2 y2]; U_k are [inputs = (y1, y2, u), width = 3] row-major.
+        let init = vec![
+            vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+            vec![0.0, 0.0, 0.0],
+            vec![0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            vec![0.0, 0.0, -1.0],
+            vec![0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            vec![0.0, 0.0, -1.0],
+            vec![1.0, mu, 0.0, -1.0, 0.0, -mu],
+            vec![0.0, 0.0],
+            vec![0.0, 0.0],
+        ];
+        let eq = expand(&def, &init, &case.vars).unwrap().without_var(2);
+        for (i, row) in case.truth.iter().enumerate() {
+            assert_eq!(
+                &eq.rows[i].terms, row,
+                "the hand-built net is the vdp polynomial"
+            );
+        }
+        let cfg = FitConfig {
+            epochs: 3,
+            lr: 1e-3,
+            lr_final: 1e-3,
+            substeps: 1,
+            beta2: 0.99,
+        };
+        let device = Default::default();
+        let rk4 = stepper_for("rk4").unwrap();
+        let r = fit::<CpuAd>(
+            &def,
+            init.clone(),
+            &data,
+            None,
+            rk4.as_ref(),
+            &cfg,
+            &device,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        match &r.outcome {
+            Outcome::Halted { epoch, reason } => {
+                assert_eq!(*epoch, 1);
+                assert!(reason.contains("unstable"), "{reason}");
+            }
+            o => panic!("RK4 on stiff vdp should halt, got {o:?}"),
+        }
+        assert!(outcome_text(&r.outcome).starts_with("HALTED at epoch 1"));
+        // The same net one Radau5 step per interval: finite loss, small, because it is the truth.
+        let r5 = stepper_for("radau5").unwrap();
+        let (loss, _) = crate::poly::fit::ssr_and_grad::<CpuAd>(
+            &def,
+            &crate::nn::upload(&init, &def.param_shapes(), &device),
+            &crate::poly::fit::Batch::new(&data, &device),
+            None,
+            r5.as_ref(),
+            1,
+            &device,
+        )
+        .unwrap();
+        assert!(
+            loss.is_finite() && loss < 1.0,
+            "radau5 SSR of the true net: {loss}"
+        );
+    }
+}
