@@ -299,9 +299,16 @@ fn simulate_each(
     let one = |index: usize| -> Result<Trajectory, BatchError> {
         let input = &inputs[index];
         let mut scratch = vec![0.0f32; scratch_len];
-        let mut sim = Simulator::new(model, cfg_of(input), &mut scratch)
-            .map_err(|error| BatchError::Config { trajectory: index, error })?;
-        let fail = |error| BatchError::Trajectory { trajectory: index, error };
+        let mut sim = Simulator::new(model, cfg_of(input), &mut scratch).map_err(|error| {
+            BatchError::Config {
+                trajectory: index,
+                error,
+            }
+        })?;
+        let fail = |error| BatchError::Trajectory {
+            trajectory: index,
+            error,
+        };
         sim.reset(input.x0).map_err(fail)?;
         let len = input.drive.len();
         let n = sim.state().len();

@@ -794,7 +794,11 @@ fn pi_net_spec_json_round_trips_and_refuses_activations() {
 fn batch_path_runs_implicit_solvers_and_pi_nets_like_the_simulator() {
     use odeflash_runtime::batch::{simulate_batch, BatchOptions, Input};
     let drives: Vec<Vec<f32>> = (0..5)
-        .map(|k| (0..40).map(|s| 0.8 * ((s + 3 * k) as f32 * 0.3).sin()).collect())
+        .map(|k| {
+            (0..40)
+                .map(|s| 0.8 * ((s + 3 * k) as f32 * 0.3).sin())
+                .collect()
+        })
         .collect();
     let single = examples::single_nn_memode(&[4], 1).encode(Quant::F32);
     let single = single.model().unwrap();
@@ -826,8 +830,7 @@ fn batch_path_runs_implicit_solvers_and_pi_nets_like_the_simulator() {
             .unwrap();
             for (k, (d, dt)) in drives.iter().zip(dts).enumerate() {
                 let mut scratch = vec![0.0f32; m.cost_for(&cfg).scratch_f32];
-                let mut sim =
-                    Simulator::new(m, SimConfig { dt, ..cfg }, &mut scratch).unwrap();
+                let mut sim = Simulator::new(m, SimConfig { dt, ..cfg }, &mut scratch).unwrap();
                 sim.reset(None).unwrap();
                 let n = sim.state().len();
                 let (mut v, mut i, mut x) = (vec![0.0; 40], vec![0.0; 40], vec![0.0; 40 * n]);
