@@ -53,6 +53,7 @@ use odeflash_runtime::implicit::{
 };
 
 use crate::solve::{host_values, NewtonFailure, SolveError, Stepper, VectorField};
+use crate::stiff::linalg::Lu;
 
 /// Which implicit method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -244,66 +245,6 @@ impl Implicit {
     }
 }
 
-/// LU factors with partial pivoting of one row's `N × N` Newton matrix, row-major, `L` unit lower
-/// (below the diagonal) and `U` upper in one array; row `i` of `P M` is row `perm[i]` of `M`.
-#[derive(Clone, Debug)]
-struct Lu {
-    a: Vec<f64>,
-    perm: Vec<usize>,
-}
-
-impl Lu {
-    /// Factors `a` (`n × n`, row-major); `None` if a pivot is zero or negligible against the
-    /// matrix's largest entry, or not finite.
-    fn factor(mut a: Vec<f64>, n: usize) -> Option<Lu> {
-        let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        if !scale.is_finite() || scale == 0.0 {
-            return None;
-        }
-        let mut perm: Vec<usize> = (0..n).collect();
-        for k in 0..n {
-            let p = (k..n)
-                .max_by(|&i, &j| a[i * n + k].abs().total_cmp(&a[j * n + k].abs()))
-                .unwrap_or(k);
-            let pivot = a[p * n + k];
-            if !pivot.is_finite() || pivot.abs() <= 1e-13 * scale {
-                return None;
-            }
-            if p != k {
-                for c in 0..n {
-                    a.swap(k * n + c, p * n + c);
-                }
-                perm.swap(k, p);
-            }
-            for i in k + 1..n {
-                let l = a[i * n + k] / pivot;
-                a[i * n + k] = l;
-                if l != 0.0 {
-                    for c in k + 1..n {
-                        a[i * n + c] -= l * a[k * n + c];
-                    }
-                }
-            }
-        }
-        Some(Lu { a, perm })
-    }
-
-    /// `M⁻¹ b`.
-    fn solve(&self, b: &[f64]) -> Vec<f64> {
-        let n = self.perm.len();
-        let mut y: Vec<f64> = self.perm.iter().map(|&p| b[p]).collect();
-        for i in 0..n {
-            let s: f64 = (0..i).map(|j| self.a[i * n + j] * y[j]).sum();
-            y[i] -= s;
-        }
-        for i in (0..n).rev() {
-            let s: f64 = (i + 1..n).map(|j| self.a[i * n + j] * y[j]).sum();
-            y[i] = (y[i] - s) / self.a[i * n + i];
-        }
-        y
-    }
-}
-
 /// One implicit step's stage system over a batch, host side: `batch` rows of `n` states, the
 /// step start `y0` and its derivative `f0` (`[batch * n]` each).
 struct StageSystem<'a> {
@@ -425,10 +366,11 @@ fn newton(
                     }
                 }
             }
-            let Some(lu) = Lu::factor(mat, big_n) else {
+            let Ok(lu) = Lu::factor_rel(big_n, mat, 1e-13) else {
                 return fail(NewtonFailure::Singular, iter, res, last_increment);
             };
-            let dz = lu.solve(&g);
+            let mut dz = g.clone();
+            lu.solve(&mut dz);
             let mut s2 = 0.0;
             for (q, d) in dz.iter().enumerate() {
                 let (k, r) = (q / n, q % n);
@@ -492,7 +434,7 @@ fn lu_solve_tensor<B: Backend>(lus: &[Lu], r: Tensor<B, 2>) -> Tensor<B, 2> {
     let device = r.device();
     let perm: Vec<i64> = lus
         .iter()
-        .flat_map(|lu| lu.perm.iter().map(|&p| p as i64))
+        .flat_map(|lu| lu.perm().iter().map(|&p| p as i64))
         .collect();
     let perm = Tensor::<B, 2, Int>::from_data(TensorData::new(perm, [batch, big_n]), &device);
     // Column i of L (rows below i) and of U (rows above i), column-major per row.
@@ -502,7 +444,7 @@ fn lu_solve_tensor<B: Backend>(lus: &[Lu], r: Tensor<B, 2>) -> Tensor<B, 2> {
     for (b, lu) in lus.iter().enumerate() {
         for i in 0..big_n {
             for row in 0..big_n {
-                let v = lu.a[row * big_n + i];
+                let v = lu.factors()[row * big_n + i];
                 let slot = b * big_n * big_n + i * big_n + row;
                 if row > i {
                     lc[slot] = v;
@@ -510,7 +452,7 @@ fn lu_solve_tensor<B: Backend>(lus: &[Lu], r: Tensor<B, 2>) -> Tensor<B, 2> {
                     uc[slot] = v;
                 }
             }
-            inv_diag[b * big_n + i] = 1.0 / lu.a[i * big_n + i];
+            inv_diag[b * big_n + i] = 1.0 / lu.factors()[i * big_n + i];
         }
     }
     let lc = upload::<B, 2>(&lc, [batch, big_n * big_n], &device);
@@ -1155,11 +1097,11 @@ mod tests {
                     }
                 }
             }
-            let lu = Lu::factor(mat, big_n).unwrap();
+            let lu = Lu::factor(big_n, mat).unwrap();
             for col in 0..big_n {
-                let mut e = vec![0.0; big_n];
-                e[col] = 1.0;
-                let x = lu.solve(&e);
+                let mut x = vec![0.0; big_n];
+                x[col] = 1.0;
+                lu.solve(&mut x);
                 for row in 0..big_n {
                     minv[b * big_n * big_n + row * big_n + col] = x[row];
                 }

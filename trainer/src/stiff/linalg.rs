@@ -42,31 +42,45 @@ impl C64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Singular;
 
-/// LU factors of a real n×n matrix, row-major, with the row permutation.
+/// LU factors of a real n×n matrix with partial pivoting, row-major: `L` unit lower (below the
+/// diagonal) and `U` upper in one array; row `i` of `P A` is row `perm[i]` of `A`. Shared by the
+/// f64 reference solvers and the trainer's batched Newton iterations
+/// ([`crate::implicit`]), which also apply the factors as tensor ops.
 #[derive(Clone, Debug)]
 pub(crate) struct Lu {
     n: usize,
     a: Vec<f64>,
-    piv: Vec<usize>,
+    perm: Vec<usize>,
 }
 
 impl Lu {
-    /// Factors `a` (row-major n×n), taking ownership of its storage.
-    pub fn factor(n: usize, mut a: Vec<f64>) -> Result<Self, Singular> {
+    /// Factors `a` (row-major n×n), taking ownership of its storage; a zero or non-finite pivot
+    /// is singular.
+    pub fn factor(n: usize, a: Vec<f64>) -> Result<Self, Singular> {
+        Self::factor_rel(n, a, 0.0)
+    }
+
+    /// Like [`Lu::factor`], but a pivot at or below `rel` times the matrix's largest entry
+    /// counts as singular too (a Newton matrix that close to singular gives no useful step).
+    pub fn factor_rel(n: usize, mut a: Vec<f64>, rel: f64) -> Result<Self, Singular> {
         debug_assert_eq!(a.len(), n * n);
-        let mut piv = vec![0; n];
+        let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        if !scale.is_finite() {
+            return Err(Singular);
+        }
+        let mut perm: Vec<usize> = (0..n).collect();
         for k in 0..n {
             let (p, max) = (k..n)
                 .map(|i| (i, a[i * n + k].abs()))
                 .fold((k, -1.0), |b, c| if c.1 > b.1 { c } else { b });
-            if max == 0.0 || !max.is_finite() {
+            if max == 0.0 || !max.is_finite() || max <= rel * scale {
                 return Err(Singular);
             }
-            piv[k] = p;
             if p != k {
                 for j in 0..n {
                     a.swap(k * n + j, p * n + j);
                 }
+                perm.swap(k, p);
             }
             let d = a[k * n + k];
             for i in k + 1..n {
@@ -79,15 +93,14 @@ impl Lu {
                 }
             }
         }
-        Ok(Lu { n, a, piv })
+        Ok(Lu { n, a, perm })
     }
 
     /// Solves `A x = b` in place.
     pub fn solve(&self, b: &mut [f64]) {
         let n = self.n;
-        for k in 0..n {
-            b.swap(k, self.piv[k]);
-        }
+        let pb: Vec<f64> = self.perm.iter().map(|&p| b[p]).collect();
+        b[..n].copy_from_slice(&pb);
         for i in 0..n {
             let row = &self.a[i * n..i * n + i];
             let s: f64 = row.iter().zip(&b[..i]).map(|(l, x)| l * x).sum();
@@ -98,6 +111,16 @@ impl Lu {
             let s: f64 = row.iter().zip(&b[i + 1..]).map(|(u, x)| u * x).sum();
             b[i] = (b[i] - s) / self.a[i * n + i];
         }
+    }
+
+    /// The row permutation: row `i` of the factors is row `perm()[i]` of the matrix.
+    pub fn perm(&self) -> &[usize] {
+        &self.perm
+    }
+
+    /// `L` (strictly below the diagonal, unit diagonal implied) and `U`, row-major.
+    pub fn factors(&self) -> &[f64] {
+        &self.a
     }
 }
 

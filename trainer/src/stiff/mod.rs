@@ -27,7 +27,7 @@
 //! ```
 
 pub mod fixed;
-mod linalg;
+pub(crate) mod linalg;
 pub mod problems;
 pub mod radau5;
 #[cfg(test)]
