@@ -16,6 +16,7 @@ pub mod device;
 mod error;
 pub mod fsutil;
 pub mod implicit;
+pub mod leaf;
 pub mod loss;
 pub mod memristor;
 pub mod model;

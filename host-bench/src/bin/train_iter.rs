@@ -39,6 +39,7 @@ use odeflash_runtime::Activation::{Gelu, Identity, Relu, Sigmoid, Silu};
 use odeflash_trainer::backend::CpuAd;
 use odeflash_trainer::config::Experiment;
 use odeflash_trainer::data::Trajectory;
+use odeflash_trainer::leaf::Leaf;
 use odeflash_trainer::loss::{objective, LossConfig};
 use odeflash_trainer::model::TrainModel;
 use odeflash_trainer::nn::{upload, MlpDef};
@@ -326,7 +327,7 @@ impl Bench {
     /// landing on stale graphs, each time merging (and often moving) the whole solve graph: the
     /// forward pass grows faster than quadratically with the evaluations. With one leaf there is
     /// one graph and no merge.
-    fn leaves(&self) -> (Vec<Tensor<Ad, 2>>, Option<Tensor<Ad, 1>>) {
+    fn leaves(&self) -> (Vec<Tensor<Ad, 2>>, Option<Leaf<Ad>>) {
         if !self.one_leaf {
             let ad = self
                 .params
@@ -335,23 +336,7 @@ impl Bench {
                 .collect();
             return (ad, None);
         }
-        let flat: Vec<Tensor<Inner, 1>> = self
-            .params
-            .iter()
-            .map(|p| p.clone().reshape([p.dims()[0] * p.dims()[1]]))
-            .collect();
-        let leaf = Tensor::<Ad, 1>::from_inner(Tensor::cat(flat, 0)).require_grad();
-        let mut at = 0;
-        let ad = self
-            .params
-            .iter()
-            .map(|p| {
-                let [r, c] = p.dims();
-                let t = leaf.clone().narrow(0, at, r * c).reshape([r, c]);
-                at += r * c;
-                t
-            })
-            .collect();
+        let (leaf, ad) = Leaf::<Ad>::new(&self.params);
         (ad, Some(leaf))
     }
 
@@ -454,12 +439,7 @@ impl Bench {
                 .zip(&self.params)
                 .map(|(a, p)| a.grad(&grads).unwrap_or_else(|| p.zeros_like()))
                 .collect(),
-            Some(leaf) => {
-                let flat = leaf
-                    .grad(&grads)
-                    .unwrap_or_else(|| leaf.inner().zeros_like());
-                split(flat, &self.params)
-            }
+            Some(leaf) => leaf.grads(&grads),
         };
         let norm = clip_global_norm(&mut g, exp.train.clip_norm.unwrap_or(f64::INFINITY));
         if norm.is_finite() {
@@ -475,20 +455,6 @@ impl Bench {
             step: total - forward - backward,
         })
     }
-}
-
-/// Cuts a flat gradient into the parameters' shapes.
-fn split(flat: Tensor<Inner, 1>, params: &[Tensor<Inner, 2>]) -> Vec<Tensor<Inner, 2>> {
-    let mut at = 0;
-    params
-        .iter()
-        .map(|p| {
-            let [r, c] = p.dims();
-            let g = flat.clone().narrow(0, at, r * c).reshape([r, c]);
-            at += r * c;
-            g
-        })
-        .collect()
 }
 
 /// Where one iteration's time went, seconds.

@@ -314,44 +314,13 @@ pub fn ssr_and_grad<B: AutodiffBackend>(
     substeps: usize,
     device: &B::Device,
 ) -> Result<LossAndGrad<B>, SolveError> {
-    let flat: Vec<Tensor<B::InnerBackend, 1>> = params
-        .iter()
-        .map(|p| {
-            let [r, c] = p.dims();
-            p.clone().reshape([r * c])
-        })
-        .collect();
-    let leaf = Tensor::<B, 1>::from_inner(Tensor::cat(flat, 0)).require_grad();
-    let mut at = 0;
-    let ad: Vec<Tensor<B, 2>> = params
-        .iter()
-        .map(|p| {
-            let [r, c] = p.dims();
-            let v = leaf.clone().narrow(0, at, r * c).reshape([r, c]);
-            at += r * c;
-            v
-        })
-        .collect();
+    let (leaf, ad) = crate::leaf::Leaf::<B>::new(params);
     let loss = ssr(def, &ad, batch, drive, stepper, substeps, device)?;
     let value = scalar(loss.clone().inner());
     if !value.is_finite() {
         return Ok((value, Vec::new()));
     }
-    let grads = loss.backward();
-    let all = leaf.grad(&grads);
-    let mut at = 0;
-    let g = params
-        .iter()
-        .map(|p| {
-            let [r, c] = p.dims();
-            let gi = match &all {
-                Some(a) => a.clone().narrow(0, at, r * c).reshape([r, c]),
-                None => p.zeros_like(),
-            };
-            at += r * c;
-            gi
-        })
-        .collect();
+    let g = leaf.grads(&loss.backward());
     Ok((value, g))
 }
 
