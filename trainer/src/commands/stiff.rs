@@ -54,28 +54,30 @@ pub struct StiffCommon {
     /// Problem: linear, toy2d, toy3d, hires, vdp.
     #[arg(long)]
     pub problem: String,
-    /// Adam epochs (one step per epoch on the whole batch of intervals).
-    #[arg(long, default_value_t = 3000)]
-    pub epochs: usize,
-    /// Initial learning rate.
-    #[arg(long, default_value_t = 0.1)]
-    pub lr: f64,
-    /// Final learning rate (exponential decay from `--lr`).
-    #[arg(long, default_value_t = 1e-4)]
-    pub lr_final: f64,
+    /// Adam epochs, one step per epoch on the whole batch of intervals (default 3000; hires
+    /// 2000).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Initial learning rate (default 0.1; vdp 0.3, hires 0.05).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Final learning rate, exponential decay from `--lr` (default 1e-4; hires 1e-3).
+    #[arg(long)]
+    pub lr_final: Option<f64>,
     /// Adam's second-moment decay.
     #[arg(long, default_value_t = 0.99)]
     pub beta2: f64,
     /// Solver steps per observation interval.
     #[arg(long, default_value_t = 1)]
     pub substeps: usize,
-    /// Π-net hidden width.
-    #[arg(long, default_value_t = 8)]
-    pub width: usize,
+    /// Π-net hidden width (default 8; hires 16).
+    #[arg(long)]
+    pub width: Option<usize>,
     /// Π-net degree (default: the degree of the problem's right-hand side).
     #[arg(long)]
     pub degree: Option<usize>,
-    /// End of the observed interval (default: the problem's standard interval).
+    /// End of the observed interval (default: the problem's standard interval; hires 20, where
+    /// the 20 trajectories of Table 7 have all reached their steady state).
     #[arg(long)]
     pub t_end: Option<f64>,
     /// Coefficients below this magnitude are left out of the printed equations.
@@ -296,6 +298,51 @@ impl Case {
     }
 }
 
+impl StiffCommon {
+    /// `--epochs` or the problem's default.
+    pub fn epochs(&self) -> usize {
+        self.epochs
+            .unwrap_or(if self.problem == "hires" { 2000 } else { 3000 })
+    }
+
+    /// `--lr` or the problem's default: 0.1; 0.05 for HIRES (its 8 quadratic rows move together
+    /// and overshoot at 0.1); 0.3 for stiff van der Pol, where it shows paper 002's Fig. 4 from a
+    /// cold start: with 301 points (h = 10) the first Adam step makes the net's field stiff
+    /// enough that RK4 blows up at the next epoch (training halts, saying why), while the
+    /// implicit methods keep a finite loss on the same field and go on.
+    pub fn lr(&self) -> f64 {
+        self.lr.unwrap_or(match self.problem.as_str() {
+            "vdp" => 0.3,
+            "hires" => 0.05,
+            _ => 0.1,
+        })
+    }
+
+    /// `--lr-final` or the problem's default.
+    pub fn lr_final(&self) -> f64 {
+        self.lr_final
+            .unwrap_or(if self.problem == "hires" { 1e-3 } else { 1e-4 })
+    }
+
+    /// `--width` or the problem's default: 16 for HIRES (8 states), 8 otherwise.
+    pub fn width(&self) -> usize {
+        self.width
+            .unwrap_or(if self.problem == "hires" { 16 } else { 8 })
+    }
+
+    /// `--t-end` or the problem's default: HIRES from Table 7's initial conditions is at rest
+    /// after t = 20 (the standard interval runs to 321.8), so equally spaced points over the
+    /// standard interval put all but three or so of every trajectory's intervals on the
+    /// steady state, where nothing can be learned.
+    pub fn t_end(&self) -> Option<f64> {
+        self.t_end.or(if self.problem == "hires" {
+            Some(20.0)
+        } else {
+            None
+        })
+    }
+}
+
 /// The stepper called `name`: the explicit RK methods of the runtime, or the implicit ones.
 pub fn stepper_for(name: &str) -> Result<Box<dyn Stepper<CpuAd>>, Error> {
     if let Some(m) = ImplicitMethod::from_name(name) {
@@ -467,7 +514,7 @@ pub fn run_one(
     let n = data.n;
     let degree = common.degree.unwrap_or_else(|| case.degree());
     let mut def =
-        PiNetDef::new(n, common.width, degree).map_err(|e| Error::Usage(e.to_string()))?;
+        PiNetDef::new(n, common.width(), degree).map_err(|e| Error::Usage(e.to_string()))?;
     def.out_scale = data.slope_scale();
     let scaled = common
         .scale_states
@@ -481,15 +528,15 @@ pub fn run_one(
     };
     let init = def.init(&mut Rng::new(common.seed));
     let cfg = FitConfig {
-        epochs: common.epochs,
-        lr: common.lr,
-        lr_final: common.lr_final,
+        epochs: common.epochs(),
+        lr: common.lr(),
+        lr_final: common.lr_final(),
         substeps: common.substeps,
         beta2: common.beta2,
         weights,
     };
     let device = Default::default();
-    let every = (common.epochs / 5).max(1);
+    let every = (common.epochs() / 5).max(1);
     let drive_fn = case.drive;
     let drive_ref: Option<&(dyn Fn(f64) -> f64 + Sync)> =
         drive_fn.as_ref().map(|f| f as &(dyn Fn(f64) -> f64 + Sync));
@@ -648,7 +695,7 @@ fn markdown(case: &Case, results: &[RunResult]) -> String {
 /// `odeflash stiff-train`.
 pub fn run_train(args: &StiffTrainArgs, out: &mut dyn Write) -> Result<(), Error> {
     let c = &args.common;
-    let case = case(&c.problem, args.points, c.t_end, c.t_first)?;
+    let case = case(&c.problem, args.points, c.t_end(), c.t_first)?;
     create_dir(&c.out)?;
     let r = run_one(&case, &args.method, c, out)?;
     writeln!(
@@ -706,7 +753,7 @@ pub fn run_experiment(args: &StiffExperimentArgs, out: &mut dyn Write) -> Result
     let mut results = Vec::new();
     let mut cases = Vec::new();
     for &points in &args.points {
-        let case = case(&c.problem, points, c.t_end, c.t_first)?;
+        let case = case(&c.problem, points, c.t_end(), c.t_first)?;
         for m in &args.methods {
             let r = run_one(&case, m, c, out)?;
             writeln!(
@@ -802,12 +849,12 @@ mod tests {
     fn common(epochs: usize, width: usize, degree: usize, t_end: f64) -> StiffCommon {
         StiffCommon {
             problem: "linear".into(),
-            epochs,
-            lr: 0.1,
-            lr_final: 1e-4,
+            epochs: Some(epochs),
+            lr: None,
+            lr_final: None,
             beta2: 0.99,
             substeps: 1,
-            width,
+            width: Some(width),
             degree: Some(degree),
             t_end: Some(t_end),
             prune: 1e-3,
@@ -907,6 +954,40 @@ mod tests {
             r.stiff_learned,
             r.stiff_rel_error,
             r.equations
+        );
+    }
+
+    /// Paper 002 Fig. 4 from a cold start, with the CLI's vdp defaults (width 8, lr 0.3 decaying
+    /// to 1e-4) and 301 points (h = 10): the first Adam step makes the field stiff; RK4 then blows
+    /// up and training halts at epoch 2, while Radau5 on the very same first step keeps a finite
+    /// loss (a spike, not an explosion), recovers, and goes on to the last epoch.
+    #[test]
+    fn cold_start_vdp_halts_rk4_but_not_radau5() {
+        let case = case("vdp", 301, None, None).unwrap();
+        let mut c = common(300, 8, 3, 3000.0);
+        c.problem = "vdp".into();
+        let mut log = Vec::new();
+        let rk4 = run_one(&case, "rk4", &c, &mut log).unwrap();
+        match &rk4.outcome {
+            Outcome::Halted { epoch, reason } => {
+                assert!(*epoch <= 3, "{reason}");
+                assert!(
+                    reason.contains("unstable") || reason.contains("NaN"),
+                    "{reason}"
+                );
+            }
+            o => panic!("RK4 on cold-start vdp should halt, got {o:?}"),
+        }
+        let r5 = run_one(&case, "radau5", &c, &mut log).unwrap();
+        assert_eq!(r5.outcome, Outcome::Completed);
+        assert_eq!(r5.losses.len(), 300);
+        let first = r5.losses[0];
+        assert!(r5.losses.iter().all(|l| l.is_finite() && *l < 1e4 * first));
+        let peak = r5.losses.iter().copied().fold(0.0, f64::max);
+        assert!(
+            peak > 5.0 * first && r5.losses[299] < 1.5 * first,
+            "radau5: from {first} up to {peak}, ends at {}",
+            r5.losses[299]
         );
     }
 
