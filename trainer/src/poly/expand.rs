@@ -111,7 +111,7 @@ pub struct Equations {
 }
 
 /// Expands the net with parameters `values` exactly (f64 arithmetic on the f32 weights, the
-/// output scale folded in). `vars` names the inputs.
+/// output and input scales folded in). `vars` names the inputs.
 pub fn expand(
     def: &PiNetDef,
     values: &[Vec<f32>],
@@ -127,9 +127,10 @@ pub fn expand(
         )));
     }
     let (w, ni) = (def.width, def.inputs);
+    let inv = def.inv_in_scale();
     let affine = |k: usize, j: usize| -> Polynomial {
         let u = &values[2 * k];
-        let weights: Vec<f64> = (0..ni).map(|i| f64::from(u[i * w + j])).collect();
+        let weights: Vec<f64> = (0..ni).map(|i| f64::from(u[i * w + j]) * inv[i]).collect();
         Polynomial::affine(f64::from(values[2 * k + 1][j]), &weights)
     };
     let mut h: Vec<Polynomial> = (0..w).map(|j| affine(0, j)).collect();
@@ -296,6 +297,7 @@ mod tests {
         for (n, width, degree) in [(1, 3, 1), (2, 6, 2), (3, 8, 3), (8, 10, 2)] {
             let mut def = PiNetDef::new(n, width, degree).unwrap();
             def.out_scale = (0..n).map(|i| 10f64.powi(i as i32 - 1)).collect();
+            def.in_scale = (0..=n).map(|i| 3f64.powi(1 - i as i32)).collect();
             let mut rng = Rng::new(11 + n as u64);
             let mut values = def.init(&mut rng);
             for v in values.iter_mut() {

@@ -122,6 +122,19 @@ impl Intervals {
         let top = s.iter().copied().fold(0.0, f64::max).max(1e-12);
         s.iter().map(|&v| v.max(top * 1e-6)).collect()
     }
+
+    /// Per-state magnitude: the largest observed `|x_i|`, floored at a millionth of the largest.
+    /// HIRES's species differ by three orders of magnitude; as the Π-net's input scale it makes
+    /// every input of order one, and as a loss weight `1 / c_i^2` it makes the small species count.
+    pub fn state_scale(&self) -> Vec<f64> {
+        let mut s = vec![0.0f64; self.n];
+        for (k, v) in self.start.iter().chain(&self.end).enumerate() {
+            let i = k % self.n;
+            s[i] = s[i].max(f64::from(*v).abs());
+        }
+        let top = s.iter().copied().fold(0.0, f64::max).max(1e-12);
+        s.iter().map(|&v| v.max(top * 1e-6)).collect()
+    }
 }
 
 /// The drive `u(t)` of a non-autonomous problem; `None` for autonomous ones (`u = 0`).
@@ -143,6 +156,8 @@ pub struct FitConfig {
     /// by orders of magnitude once the slow manifold is matched, and a long memory of the early
     /// large gradients then throttles the steps along the weakly determined stiff direction.
     pub beta2: f64,
+    /// Per-state weights of the squared residuals (`None`: paper 002's plain SSR, all ones).
+    pub weights: Option<Vec<f64>>,
 }
 
 impl FitConfig {
@@ -152,6 +167,13 @@ impl FitConfig {
             return Err(FitError::Config(
                 "epochs and substeps must be at least 1".into(),
             ));
+        }
+        if let Some(w) = &self.weights {
+            if w.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(FitError::Config(format!(
+                    "loss weights must be positive and finite, got {w:?}"
+                )));
+            }
         }
         if !(self.lr > 0.0
             && self.lr.is_finite()
@@ -218,6 +240,7 @@ pub struct Batch<B: Backend> {
     end: Tensor<B, 2>,
     dt: Tensor<B, 2>,
     zeros: Tensor<B, 2>,
+    weights: Option<Tensor<B, 2>>,
     t0: Vec<f64>,
     h: Vec<f64>,
 }
@@ -231,9 +254,18 @@ impl<B: Backend> Batch<B> {
             end: tensor2(data.end.clone(), [m, data.n], device),
             dt: tensor2(data.h.iter().map(|&h| h as f32).collect(), [m, 1], device),
             zeros: Tensor::zeros([m, 1], device),
+            weights: None,
             t0: data.t0.clone(),
             h: data.h.clone(),
         }
+    }
+
+    /// Weights the squared residual of state `i` by `weights[i]` (one per state).
+    pub fn with_weights(mut self, weights: &[f64], device: &B::Device) -> Self {
+        let w: Vec<f32> = weights.iter().map(|&v| v as f32).collect();
+        let n = w.len();
+        self.weights = Some(tensor2(w, [1, n], device));
+        self
     }
 }
 
@@ -277,7 +309,8 @@ pub fn predict<B: Backend>(
     Ok(x)
 }
 
-/// The sum of squared residuals of [`predict`] against the observed end states.
+/// The sum of squared residuals of [`predict`] against the observed end states (weighted per
+/// state when the batch has weights).
 pub fn ssr<B: Backend>(
     def: &PiNetDef,
     params: &[Tensor<B, 2>],
@@ -288,7 +321,11 @@ pub fn ssr<B: Backend>(
     device: &B::Device,
 ) -> Result<Tensor<B, 1>, SolveError> {
     let x = predict(def, params, batch, drive, stepper, substeps, device)?;
-    Ok((x - batch.end.clone()).powi_scalar(2).sum())
+    let r2 = (x - batch.end.clone()).powi_scalar(2);
+    Ok(match &batch.weights {
+        Some(w) => (r2 * w.clone()).sum(),
+        None => r2.sum(),
+    })
 }
 
 fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
@@ -360,10 +397,25 @@ pub fn fit<B: AutodiffBackend>(
         )));
     }
     let shapes = def.param_shapes();
-    let batch = Batch::<B>::new(data, device);
+    if cfg.weights.as_ref().is_some_and(|w| w.len() != data.n) {
+        return Err(FitError::Config(format!(
+            "{} loss weights for {} states",
+            cfg.weights.as_ref().map_or(0, Vec::len),
+            data.n
+        )));
+    }
+    let unit = vec![1.0; data.n];
+    let weights = cfg.weights.as_deref().unwrap_or(&unit);
+    let batch = match &cfg.weights {
+        Some(w) => Batch::<B>::new(data, device).with_weights(w, device),
+        None => Batch::<B>::new(data, device),
+    };
     let mut params = upload::<B::InnerBackend>(&init, &shapes, device);
-    let mut opt: Adam<B::InnerBackend> =
-        Adam::new(AdamConfig::default()).map_err(|e| FitError::Config(e.to_string()))?;
+    let mut opt: Adam<B::InnerBackend> = Adam::new(AdamConfig {
+        beta2: cfg.beta2,
+        ..AdamConfig::default()
+    })
+    .map_err(|e| FitError::Config(e.to_string()))?;
     let mut best = (f64::INFINITY, init);
     let mut losses = Vec::with_capacity(cfg.epochs);
     let mut spikes = 0;
@@ -372,7 +424,8 @@ pub fn fit<B: AutodiffBackend>(
         .start
         .iter()
         .zip(&data.end)
-        .map(|(a, b)| f64::from(b - a).powi(2))
+        .enumerate()
+        .map(|(k, (a, b))| weights[k % data.n] * f64::from(b - a).powi(2))
         .sum::<f64>()
         .max(f64::MIN_POSITIVE);
     let started = Instant::now();
@@ -444,8 +497,9 @@ mod tests {
     use crate::solve::ExplicitRk;
     use odeflash_runtime::Solver;
 
-    /// f64 RK4 on the net over every interval with `s` substeps: the SSR, independently of burn.
-    fn ssr_f64(def: &PiNetDef, v: &[Vec<f32>], data: &Intervals, s: usize) -> f64 {
+    /// f64 RK4 on the net over every interval with `s` substeps: the SSR weighted per state by
+    /// `w`, independently of burn.
+    fn ssr_f64(def: &PiNetDef, v: &[Vec<f32>], data: &Intervals, s: usize, w: &[f64]) -> f64 {
         let n = data.n;
         let f = |x: &[f64], h: f64| -> Vec<f64> {
             let mut z = x.to_vec();
@@ -472,18 +526,21 @@ mod tests {
                 }
             }
             for (i, xi) in x.iter().enumerate() {
-                total += (xi - data.end[r * n + i] as f64).powi(2);
+                total += w[i] * (xi - data.end[r * n + i] as f64).powi(2);
             }
         }
         total
     }
 
-    /// The autodiff gradient of the SSR training step against central finite differences of an
-    /// f64 re-implementation (RK4 on the f64 net), for every parameter tensor.
+    /// The autodiff gradient of the (state-weighted, input-scaled) SSR training step against
+    /// central finite differences of an f64 re-implementation (RK4 on the f64 net), for every
+    /// parameter tensor.
     #[test]
     fn ssr_gradient_matches_finite_differences() {
         let mut def = PiNetDef::new(2, 4, 2).unwrap();
         def.out_scale = vec![3.0, 0.5];
+        def.in_scale = vec![2.0, 0.5, 1.0];
+        let w = [1.0, 4.0];
         let mut rng = Rng::new(5);
         let mut values = def.init(&mut rng);
         for v in values.iter_mut() {
@@ -502,7 +559,7 @@ mod tests {
         }];
         let data = Intervals::new(&trajs).unwrap();
         let device = Default::default();
-        let batch = Batch::<CpuAd>::new(&data, &device);
+        let batch = Batch::<CpuAd>::new(&data, &device).with_weights(&w, &device);
         let params = upload(&values, &def.param_shapes(), &device);
         let (loss, grads) = ssr_and_grad::<CpuAd>(
             &def,
@@ -514,7 +571,7 @@ mod tests {
             &device,
         )
         .unwrap();
-        let reference = ssr_f64(&def, &values, &data, 2);
+        let reference = ssr_f64(&def, &values, &data, 2, &w);
         assert!((loss - reference).abs() <= 1e-5 * reference.max(1e-6));
         let g = download(&grads);
         let eps = 1e-3f32;
@@ -524,7 +581,7 @@ mod tests {
                 plus[p][idx] += eps;
                 let mut minus = values.clone();
                 minus[p][idx] -= eps;
-                let fd = (ssr_f64(&def, &plus, &data, 2) - ssr_f64(&def, &minus, &data, 2))
+                let fd = (ssr_f64(&def, &plus, &data, 2, &w) - ssr_f64(&def, &minus, &data, 2, &w))
                     / (2.0 * eps as f64);
                 let got = gp[idx] as f64;
                 assert!(
@@ -533,6 +590,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The state scale is the largest magnitude per state, floored relative to the largest.
+    #[test]
+    fn state_scale_is_the_largest_magnitude() {
+        let trajs = vec![Trajectory {
+            t: vec![0.0, 1.0, 2.0],
+            x: vec![
+                vec![1.0, -3e-3, 0.0],
+                vec![0.5, 1e-3, 0.0],
+                vec![-2.0, 2e-3, 0.0],
+            ],
+        }];
+        let s = Intervals::new(&trajs).unwrap().state_scale();
+        assert_eq!(s[0], 2.0);
+        assert!((s[1] - 3e-3).abs() < 1e-9);
+        assert!((s[2] - 2e-6).abs() < 1e-12);
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub struct PiNetDef {
     pub degree: usize,
     /// Fixed per-output scale `s_i` (see the module doc); ones for none.
     pub out_scale: Vec<f64>,
+    /// Fixed per-input scale `c_i`: the net sees `z_i / c_i` (see the module doc); empty for
+    /// none.
+    #[serde(default)]
+    pub in_scale: Vec<f64>,
 }
 
 /// Why a Π-net definition or its parameters were refused.
@@ -73,6 +77,7 @@ impl PiNetDef {
             outputs: n,
             degree,
             out_scale: vec![1.0; n],
+            in_scale: Vec::new(),
         };
         def.validate()?;
         Ok(def)
@@ -94,7 +99,24 @@ impl PiNetDef {
                 self.outputs, self.out_scale
             )));
         }
+        if !(self.in_scale.is_empty() || self.in_scale.len() == self.inputs)
+            || self.in_scale.iter().any(|s| !s.is_finite() || *s <= 0.0)
+        {
+            return Err(PolyError::Shape(format!(
+                "in_scale needs none or {} positive finite values, got {:?}",
+                self.inputs, self.in_scale
+            )));
+        }
         Ok(())
+    }
+
+    /// The reciprocal input scale `1 / c_i` of every input (ones without an input scale).
+    pub fn inv_in_scale(&self) -> Vec<f64> {
+        if self.in_scale.is_empty() {
+            vec![1.0; self.inputs]
+        } else {
+            self.in_scale.iter().map(|c| 1.0 / c).collect()
+        }
     }
 
     /// Parameter shapes in order: `U_1, a_1, ..., U_d, a_d, C, β, σ`, with `U_k: [inputs,
@@ -185,6 +207,11 @@ impl PiNetDef {
     /// burn forward pass are checked against.
     pub fn eval_f64(&self, values: &[Vec<f32>], z: &[f64]) -> Vec<f64> {
         let (w, ni) = (self.width, self.inputs);
+        let z: Vec<f64> = z
+            .iter()
+            .zip(self.inv_in_scale())
+            .map(|(a, b)| a * b)
+            .collect();
         let affine = |k: usize| -> Vec<f64> {
             let u = &values[2 * k];
             let a = &values[2 * k + 1];
@@ -213,11 +240,18 @@ impl PiNetDef {
             .collect()
     }
 
-    /// The parameters with both output scales folded into `C` and `β` (the net the runtime
-    /// runs): with these, `σ = 0` and a unit `out_scale` give the same field.
+    /// The parameters with both output scales folded into `C` and `β` and the input scale into
+    /// the rows of every `U_k` (the net the runtime runs): with these, `σ = 0`, a unit
+    /// `out_scale` and no `in_scale` give the same field.
     pub fn fold_scale(&self, values: &[Vec<f32>]) -> Vec<Vec<f32>> {
         let mut v = values.to_vec();
         let d = self.degree;
+        let inv = self.inv_in_scale();
+        for k in 0..d {
+            for (idx, u) in v[2 * k].iter_mut().enumerate() {
+                *u = (f64::from(*u) * inv[idx / self.width]) as f32;
+            }
+        }
         let scale = self.total_scale(values);
         for (k, c) in v[2 * d].iter_mut().enumerate() {
             *c = (*c as f64 * scale[k % self.outputs]) as f32;
@@ -287,22 +321,27 @@ pub struct PiNet<'a, B: Backend> {
     pub params: &'a [Tensor<B, 2>],
     /// `[1, outputs]` output scale.
     scale: Tensor<B, 2>,
+    /// `[1, inputs]` reciprocal input scale.
+    inv_in: Tensor<B, 2>,
 }
 
 impl<'a, B: Backend> PiNet<'a, B> {
     /// Binds parameters to a definition; the scale tensor is built once here.
     pub fn new(def: &'a PiNetDef, params: &'a [Tensor<B, 2>], device: &B::Device) -> Self {
         let s: Vec<f32> = def.out_scale.iter().map(|&v| v as f32).collect();
+        let inv: Vec<f32> = def.inv_in_scale().iter().map(|&v| v as f32).collect();
         PiNet {
             def,
             params,
             scale: Tensor::from_data(TensorData::new(s, [1, def.outputs]), device),
+            inv_in: Tensor::from_data(TensorData::new(inv, [1, def.inputs]), device),
         }
     }
 
     /// `f(z)` for a batch `z: [batch, inputs]`.
     pub fn forward(&self, z: Tensor<B, 2>) -> Tensor<B, 2> {
         let p = self.params;
+        let z = z * self.inv_in.clone();
         let mut h = z.clone().matmul(p[0].clone()) + p[1].clone();
         for k in 1..self.def.degree {
             let g = z.clone().matmul(p[2 * k].clone()) + p[2 * k + 1].clone();
@@ -315,9 +354,11 @@ impl<'a, B: Backend> PiNet<'a, B> {
     }
 
     /// `(f(z), ∂f/∂z)` with the Jacobian `[batch, outputs, inputs]`, propagated through the
-    /// products: `∂h_k/∂z = U_k h_{k-1} + (U_k z + a_k + 1) ∂h_{k-1}/∂z`.
+    /// products: `∂h_k/∂z = U_k h_{k-1} + (U_k z + a_k + 1) ∂h_{k-1}/∂z`, on the scaled input
+    /// (the chain rule's `1 / c_i` multiplies the columns at the end).
     pub fn forward_jacobian(&self, z: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 3>) {
         let p = self.params;
+        let z = z * self.inv_in.clone();
         let [batch, inputs] = z.dims();
         let w = self.def.width;
         // t[b][i][w] = ∂h_w / ∂z_i.
@@ -344,7 +385,8 @@ impl<'a, B: Backend> PiNet<'a, B> {
             .matmul(p[2 * d].clone())
             .reshape([batch, inputs, o])
             * scale.unsqueeze_dim::<3>(0);
-        (f, j.swap_dims(1, 2))
+        let j = j.swap_dims(1, 2) * self.inv_in.clone().unsqueeze_dim::<3>(0);
+        (f, j)
     }
 }
 
@@ -360,6 +402,7 @@ impl<B: Backend> VectorField<B> for PiNet<'_, B> {
             def: self.def,
             params: &params,
             scale: self.scale.clone(),
+            inv_in: self.inv_in.clone(),
         };
         let (f, j) = net.forward_jacobian(Tensor::cat(vec![x.detach(), u.detach()], 1));
         Some((f, j.narrow(2, 0, n)))
@@ -376,6 +419,7 @@ mod tests {
     fn burn_forward_matches_f64_reference() {
         let mut def = PiNetDef::new(3, 5, 3).unwrap();
         def.out_scale = vec![2.0, 300.0, 0.5];
+        def.in_scale = vec![0.5, 3.0, 1e-2, 1.0];
         let mut rng = Rng::new(7);
         let mut values = def.init(&mut rng);
         for v in values.iter_mut() {
@@ -407,9 +451,10 @@ mod tests {
                 );
             }
         }
-        // Folding the scale in leaves the field unchanged.
+        // Folding the scales in leaves the field unchanged.
         let mut unit = def.clone();
         unit.out_scale = vec![1.0; 3];
+        unit.in_scale = Vec::new();
         let folded = def.fold_scale(&values);
         for z in &zs {
             let a = def.eval_f64(&values, z);
@@ -432,6 +477,7 @@ mod tests {
 
         let mut def = PiNetDef::new(2, 4, 2).unwrap();
         def.out_scale = vec![5.0, 0.5];
+        def.in_scale = vec![2.0, 0.25, 1.0];
         let mut rng = Rng::new(3);
         let mut values = def.init(&mut rng);
         values[2 * def.degree + 2] = vec![0.3, -0.2];
@@ -499,6 +545,7 @@ mod tests {
     fn jacobian_matches_finite_differences() {
         let mut def = PiNetDef::new(3, 5, 3).unwrap();
         def.out_scale = vec![2.0, 30.0, 0.5];
+        def.in_scale = vec![0.5, 3.0, 0.1, 2.0];
         let mut rng = Rng::new(9);
         let mut values = def.init(&mut rng);
         for v in values.iter_mut() {
