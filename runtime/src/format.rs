@@ -11,7 +11,9 @@ use crate::activation::Activation;
 use crate::crc::Crc32;
 use crate::error::DecodeError;
 use crate::limits::{MAX_DEGREE, MAX_LAYERS, MAX_NAME, MAX_STATES, MAX_WIDTH};
-use crate::model::{Circuit, Dynamics, IteratorForm, Layer, Mlp, Model, PiNet, Readout, Weights};
+#[cfg(feature = "poly")]
+use crate::model::PiNet;
+use crate::model::{Circuit, Dynamics, IteratorForm, Layer, Mlp, Model, Readout, Weights};
 
 /// First four bytes of every model file.
 pub const MAGIC: [u8; 4] = *b"ODFM";
@@ -509,6 +511,7 @@ fn read_layer<'a>(data: &Data<'a>, l: &WireLayer, n_in: usize) -> Result<Layer<'
 
 /// Reads one Π-net into `net` (which starts empty), in place.
 #[inline(never)]
+#[cfg(feature = "poly")]
 fn read_pinet<'a>(
     r: &mut Reader<'_>,
     data: &Data<'a>,
@@ -687,6 +690,8 @@ impl<'a> Model<'a> {
                     *dt = positive(r.take()?, "iterator dt")?;
                 }
             }
+            // Without the `poly` feature a Π-net file is refused like an unknown kind.
+            #[cfg(feature = "poly")]
             2 => {
                 model.dynamics = Dynamics::PolyOde { net: PiNet::EMPTY };
                 if let Dynamics::PolyOde { net } = &mut model.dynamics {

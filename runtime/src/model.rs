@@ -56,6 +56,7 @@ impl Layer<'_> {
     }
 
     /// A layer with no weights, filled in place while decoding.
+    #[cfg(feature = "poly")]
     pub(crate) const EMPTY: Layer<'static> = Layer {
         n_in: 0,
         n_out: 0,
@@ -293,6 +294,7 @@ pub struct PiNet<'a> {
 
 impl PiNet<'_> {
     /// A net with no layers, filled in place while decoding.
+    #[cfg(feature = "poly")]
     pub(crate) const EMPTY: PiNet<'static> = PiNet {
         u: Vec::new(),
         c: Layer::EMPTY,
@@ -458,6 +460,7 @@ pub enum Dynamics<'a> {
     },
     /// `dx/dt = f(x, u)` with a polynomial vector field (paper 002's polynomial neural ODE),
     /// integrated by a fixed-step solver.
+    #[cfg(feature = "poly")]
     PolyOde {
         /// The Π-net, inputs `[x.., u]`, outputs `dx/dt`.
         net: PiNet<'a>,
@@ -470,6 +473,7 @@ impl<'a> Dynamics<'a> {
         match self {
             Dynamics::Ode { f } => Some(f),
             Dynamics::Iterator { net, .. } => Some(net),
+            #[cfg(feature = "poly")]
             Dynamics::PolyOde { .. } => None,
         }
     }
@@ -478,6 +482,7 @@ impl<'a> Dynamics<'a> {
     pub fn layers(&self) -> impl Iterator<Item = &Layer<'a>> {
         let (mlp, poly): (&[Layer<'a>], &[Layer<'a>]) = match self {
             Dynamics::Ode { f: m } | Dynamics::Iterator { net: m, .. } => (&m.layers, &[]),
+            #[cfg(feature = "poly")]
             Dynamics::PolyOde { net } => (&net.u, core::slice::from_ref(&net.c)),
         };
         mlp.iter().chain(poly)
@@ -492,6 +497,7 @@ impl<'a> Dynamics<'a> {
     pub fn macs(&self) -> u32 {
         match self {
             Dynamics::Ode { f: m } | Dynamics::Iterator { net: m, .. } => m.macs(),
+            #[cfg(feature = "poly")]
             Dynamics::PolyOde { net } => net.macs(),
         }
     }
@@ -500,6 +506,7 @@ impl<'a> Dynamics<'a> {
     pub fn max_width(&self) -> usize {
         match self {
             Dynamics::Ode { f: m } | Dynamics::Iterator { net: m, .. } => m.max_width(),
+            #[cfg(feature = "poly")]
             Dynamics::PolyOde { net } => net.max_width(),
         }
     }
@@ -508,6 +515,7 @@ impl<'a> Dynamics<'a> {
     pub fn jacobian_work_len(&self) -> usize {
         match self {
             Dynamics::Ode { f: m } | Dynamics::Iterator { net: m, .. } => m.jacobian_work_len(),
+            #[cfg(feature = "poly")]
             Dynamics::PolyOde { net } => net.jacobian_work_len(),
         }
     }
@@ -516,6 +524,7 @@ impl<'a> Dynamics<'a> {
     pub fn jacobian_macs(&self, dirs: usize) -> u32 {
         match self {
             Dynamics::Ode { f: m } | Dynamics::Iterator { net: m, .. } => m.jacobian_macs(dirs),
+            #[cfg(feature = "poly")]
             Dynamics::PolyOde { net } => net.jacobian_macs(dirs),
         }
     }
@@ -524,6 +533,7 @@ impl<'a> Dynamics<'a> {
     pub fn eval(&self, input: &[f32], a: &mut [f32], b: &mut [f32], out: &mut [f32]) {
         match self {
             Dynamics::Ode { f: m } | Dynamics::Iterator { net: m, .. } => m.eval(input, a, b, out),
+            #[cfg(feature = "poly")]
             Dynamics::PolyOde { net } => net.eval(input, a, b, out),
         }
     }
@@ -545,6 +555,7 @@ impl<'a> Dynamics<'a> {
             Dynamics::Ode { f: m } | Dynamics::Iterator { net: m, .. } => {
                 m.eval_jacobian(input, a, b, work, out, jac, dirs)
             }
+            #[cfg(feature = "poly")]
             Dynamics::PolyOde { net } => net.eval_jacobian(input, a, b, work, out, jac, dirs),
         }
     }
@@ -678,6 +689,7 @@ impl<'a> Model<'a> {
     pub fn kind(&self) -> KindName {
         match (&self.dynamics, &self.readout) {
             (Dynamics::Iterator { form, .. }, _) => KindName::IteratorNet(*form),
+            #[cfg(feature = "poly")]
             (Dynamics::PolyOde { .. }, _) => KindName::PolyNeuralOde,
             (Dynamics::Ode { .. }, Readout::None) => KindName::NeuralOde,
             (Dynamics::Ode { .. }, Readout::Linear { .. }) => KindName::SingleNnMemOde,
@@ -689,7 +701,9 @@ impl<'a> Model<'a> {
     pub fn iterator_dt(&self) -> Option<f32> {
         match self.dynamics {
             Dynamics::Iterator { dt, .. } => Some(dt),
-            Dynamics::Ode { .. } | Dynamics::PolyOde { .. } => None,
+            #[cfg(feature = "poly")]
+            Dynamics::PolyOde { .. } => None,
+            Dynamics::Ode { .. } => None,
         }
     }
 

@@ -5,14 +5,12 @@
 //! map evaluation for an iterator net), clamps it into the model's bounds and checks it is finite.
 
 use crate::error::SimError;
-use crate::implicit::ImplicitTableau;
 #[cfg(feature = "implicit")]
 use crate::implicit::{implicit_step, NewtonFailure};
 
 /// Why an implicit solver is refused by a build without the `implicit` feature.
 #[cfg(not(feature = "implicit"))]
-const IMPLICIT_FEATURE: &str =
-    "solver (implicit solvers need the runtime's `implicit` feature, 6.6 KB of flash)";
+const IMPLICIT_FEATURE: &str = "solver (implicit: build with the `implicit` feature)";
 use crate::limits::{MAX_NEWTON_ITERS, MAX_STATES, MAX_SUBSTEPS};
 use crate::model::{Dynamics, IteratorForm, Model, Readout};
 use crate::solver::{rk_step, Solver};
@@ -407,14 +405,24 @@ impl<'m, 'a, 's> Simulator<'m, 'a, 's> {
         }
         let model = self.model;
         match &model.dynamics {
-            Dynamics::Ode { .. } | Dynamics::PolyOde { .. } => {
+            Dynamics::Iterator { form, .. } => {
+                eval_net(model, self.a, self.b, self.x, vs_now, self.tmp);
+                match form {
+                    IteratorForm::Residual => {
+                        for (x, d) in self.x.iter_mut().zip(self.tmp.iter()) {
+                            *x += d;
+                        }
+                    }
+                    IteratorForm::Direct => self.x.copy_from_slice(self.tmp),
+                }
+                self.clamp();
+            }
+            // Ode, and PolyOde with the `poly` feature: continuous time.
+            _ => {
                 let m = self.config.substeps;
                 let h = self.config.dt / m as f32;
                 let dvs = vs_next - vs_now;
-                if let Some(tab) = self.config.solver.implicit_tableau_f32() {
-                    self.step_implicit(tab, vs_now, dvs)?;
-                } else {
-                    let tab = self.config.solver.tableau_f32();
+                if let Some(tab) = self.config.solver.explicit_tableau_f32() {
                     for s in 0..m {
                         let (a, b) = (&mut *self.a, &mut *self.b);
                         let _ = rk_step::<f32, ()>(
@@ -433,19 +441,9 @@ impl<'m, 'a, 's> Simulator<'m, 'a, 's> {
                         self.x.copy_from_slice(self.x_next);
                         self.clamp();
                     }
+                } else {
+                    self.step_implicit(vs_now, dvs)?;
                 }
-            }
-            Dynamics::Iterator { form, .. } => {
-                eval_net(model, self.a, self.b, self.x, vs_now, self.tmp);
-                match form {
-                    IteratorForm::Residual => {
-                        for (x, d) in self.x.iter_mut().zip(self.tmp.iter()) {
-                            *x += d;
-                        }
-                    }
-                    IteratorForm::Direct => self.x.copy_from_slice(self.tmp),
-                }
-                self.clamp();
             }
         }
         if self.x.iter().any(|v| !v.is_finite()) {
@@ -499,12 +497,10 @@ impl<'m, 'a, 's> Simulator<'m, 'a, 's> {
 
     /// `substeps` implicit steps over one sample interval (see [`implicit_step`]).
     #[cfg(feature = "implicit")]
-    fn step_implicit(
-        &mut self,
-        tab: &ImplicitTableau<f32>,
-        vs_now: f32,
-        dvs: f32,
-    ) -> Result<(), SimError> {
+    fn step_implicit(&mut self, vs_now: f32, dvs: f32) -> Result<(), SimError> {
+        let Some(tab) = self.config.solver.implicit_tableau_f32() else {
+            return Err(SimError::InvalidConfig { what: "solver" });
+        };
         let model = self.model;
         let m = self.config.substeps;
         let h = self.config.dt / m as f32;
@@ -541,12 +537,7 @@ impl<'m, 'a, 's> Simulator<'m, 'a, 's> {
 
     /// Without the `implicit` feature [`Simulator::new`] refuses implicit solvers.
     #[cfg(not(feature = "implicit"))]
-    fn step_implicit(
-        &mut self,
-        _tab: &ImplicitTableau<f32>,
-        _vs_now: f32,
-        _dvs: f32,
-    ) -> Result<(), SimError> {
+    fn step_implicit(&mut self, _vs_now: f32, _dvs: f32) -> Result<(), SimError> {
         Err(SimError::InvalidConfig {
             what: IMPLICIT_FEATURE,
         })
