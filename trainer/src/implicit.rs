@@ -997,18 +997,20 @@ mod tests {
     ) -> (Vec<Vec<f32>>, Vec<f32>) {
         let _ = method;
         let (model, values) = net();
-        let params: Vec<Tensor<CpuAd, 2>> = to_tensors::<CpuAd>(&model, &values)
+        // One autodiff leaf for the parameters and the initial state, as training does
+        // (`crate::leaf`): several leaves make burn-autodiff 0.21 merge graphs in hash-map order.
+        let mut inner = to_tensors::<Cpu>(&model, &values);
+        inner.push(t2::<Cpu>(&X0, [2, 2]));
+        let (leaf, mut views) = crate::leaf::Leaf::<CpuAd>::new(&inner);
+        let x0 = views.pop().expect("x0 view");
+        let loss = loss_fn(&views, x0);
+        let mut g: Vec<Vec<f32>> = leaf
+            .grads(&loss.backward())
             .into_iter()
-            .map(|p| p.require_grad())
+            .map(host_values)
             .collect();
-        let x0 = t2::<CpuAd>(&X0, [2, 2]).require_grad();
-        let loss = loss_fn(&params, x0.clone());
-        let grads = loss.backward();
-        let gp = params
-            .iter()
-            .map(|p| host_values(p.grad(&grads).expect("param grad")))
-            .collect();
-        let gx = host_values(x0.grad(&grads).expect("x0 grad"));
+        let gx = g.pop().expect("x0 grad");
+        let gp = g;
         (gp, gx)
     }
 
