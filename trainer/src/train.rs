@@ -25,7 +25,7 @@ use crate::leaf::Leaf;
 
 use crate::config::{Experiment, WindowStart};
 use crate::data::{Dataset, Trajectory};
-use crate::loss::objective;
+use crate::loss::{objective, Terms};
 use crate::model::TrainModel;
 use crate::nn::{download, upload};
 use crate::optim::{clip_global_norm, Optimizer, ReduceLrOnPlateau};
@@ -327,6 +327,109 @@ fn simulated_starts<M: TrainModel>(
     Ok(starts)
 }
 
+/// The objective of one batch of training windows: the windows of trajectories `chunk`, each
+/// solved from its start (learned, with the continuity term, or measured), the paper's terms
+/// against the data, the constraint loss. `ad` holds the model's parameters, then the learned
+/// window starts when `learned`. Shared by [`train`] and the `train_iter` benchmark, which
+/// times exactly this.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_objective<B: Backend, M: TrainModel>(
+    model: &M,
+    exp: &Experiment,
+    trajs: &[Trajectory],
+    variances: &[[Vec<f64>; 3]],
+    plan: &WindowPlan,
+    chunk: &[usize],
+    ad: &[Tensor<B, 2>],
+    learned: bool,
+    device: &B::Device,
+) -> Result<(Tensor<B, 1>, Terms), Error> {
+    let (n, c, l) = (model.n_states(), model.n_channels(), plan.len);
+    let n_model = ad.len() - usize::from(learned);
+    // Windows of this batch, trajectory-major.
+    let rows: Vec<(usize, usize, usize)> = chunk
+        .iter()
+        .flat_map(|&t| {
+            plan.starts[t]
+                .iter()
+                .enumerate()
+                .map(move |(k, &s)| (t, k, s))
+        })
+        .collect();
+    let nw = rows.len();
+    let drive = Drive {
+        rows: rows
+            .iter()
+            .map(|&(t, _, s)| trajs[t].drive[s..s + l].to_vec())
+            .collect(),
+    };
+    let mut target = Vec::with_capacity(l * nw * c);
+    for i in 0..l {
+        for &(t, _, s) in &rows {
+            target.extend(trajs[t].channels.iter().map(|ch| ch[s + i]));
+        }
+    }
+    let x0 = if learned {
+        let idx: Vec<i64> = rows
+            .iter()
+            .map(|&(t, k, _)| (plan.offsets[t] + k) as i64)
+            .collect();
+        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [nw]), device);
+        ad[n_model].clone().select(0, idx)
+    } else {
+        let v: Vec<f32> = rows.iter().flat_map(|&(t, _, s)| trajs[t].at(s)).collect();
+        tensor2::<B>(v, [nw, n], device)
+    };
+    let k = trajs[chunk[0]].consts.len();
+    let consts = (k > 0).then(|| {
+        let v: Vec<f32> = rows
+            .iter()
+            .flat_map(|&(t, _, _)| trajs[t].consts.clone())
+            .collect();
+        tensor2::<B>(v, [nw, k], device)
+    });
+    let dts: Vec<f32> = rows.iter().map(|&(t, _, _)| trajs[t].dt as f32).collect();
+    let (x, obs) = predict(
+        model,
+        &ad[..n_model],
+        x0,
+        &drive,
+        &dts,
+        consts,
+        &exp.solver,
+        device,
+    )?;
+    let target = Tensor::<B, 3>::from_data(TensorData::new(target, [l, nw, c]), device);
+    let w = |order: usize| -> Tensor<B, 3> {
+        let v: Vec<f32> = rows
+            .iter()
+            .flat_map(|&(t, _, _)| variances[t][order].iter().map(|v| (1.0 / v) as f32))
+            .collect();
+        Tensor::from_data(TensorData::new(v, [1, nw, c]), device)
+    };
+    let con = model.constraint_loss(&ad[..n_model], &x, exp.loss.gamma);
+    let (mut loss, terms) = objective(obs, target, [w(0), w(1), w(2)], con, &exp.loss);
+    if learned && exp.train.continuity_weight > 0.0 {
+        // Each window's state at the next window's start sample against that start.
+        let (mut from, mut to) = (Vec::new(), Vec::new());
+        for (r, &(t, k, s)) in rows.iter().enumerate() {
+            if let Some(&next) = plan.starts[t].get(k + 1) {
+                from.push(((next - s) * nw + r) as i64);
+                to.push((plan.offsets[t] + k + 1) as i64);
+            }
+        }
+        if !from.is_empty() {
+            let m = from.len();
+            let from = Tensor::<B, 1, Int>::from_data(TensorData::new(from, [m]), device);
+            let to = Tensor::<B, 1, Int>::from_data(TensorData::new(to, [m]), device);
+            let ends = x.reshape([l * nw, n]).select(0, from);
+            let starts = ad[n_model].clone().select(0, to);
+            loss = loss + (ends - starts).powi_scalar(2).mean() * exp.train.continuity_weight;
+        }
+    }
+    Ok((loss, terms))
+}
+
 /// Trains `job.model` on the autodiff backend `B`.
 pub fn train<B: AutodiffBackend, M: TrainModel>(
     job: &Job<'_, M>,
@@ -335,7 +438,6 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
     let (model, exp, data) = (job.model, job.exp, job.data);
     let started = Instant::now();
     let n = model.n_states();
-    let c = model.n_channels();
     let lengths: Vec<usize> = data.train.iter().map(Trajectory::len).collect();
     let plan = WindowPlan::new(&lengths, exp.train.window).map_err(Error::Input)?;
     let learned = exp.train.window_start == WindowStart::Learned || !model.states_observed();
@@ -424,8 +526,6 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
     let bs = exp.train.batch_size.min(data.train.len());
     let batches = data.train.len().div_ceil(bs);
     let mut interrupted = false;
-    let n_model = defs.len();
-    let l = plan.len;
     for epoch in epoch0..exp.train.epochs {
         job.progress.start_epoch(epoch + 1);
         let t_epoch = Instant::now();
@@ -433,99 +533,22 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
         let (mut loss_sum, mut norm_sum) = (0.0, 0.0);
         let mut term_sums = [0.0f64; 4];
         for chunk in perm.chunks(bs) {
-            // Windows of this batch, trajectory-major.
-            let rows: Vec<(usize, usize, usize)> = chunk
-                .iter()
-                .flat_map(|&t| {
-                    plan.starts[t]
-                        .iter()
-                        .enumerate()
-                        .map(move |(k, &s)| (t, k, s))
-                })
-                .collect();
-            let nw = rows.len();
-            let drive = Drive {
-                rows: rows
-                    .iter()
-                    .map(|&(t, _, s)| data.train[t].drive[s..s + l].to_vec())
-                    .collect(),
-            };
-            let mut target = Vec::with_capacity(l * nw * c);
-            for i in 0..l {
-                for &(t, _, s) in &rows {
-                    target.extend(data.train[t].channels.iter().map(|ch| ch[s + i]));
-                }
-            }
             let (leaf, ad) = Leaf::<B>::new(&params);
-            let x0 = if learned {
-                let idx: Vec<i64> = rows
-                    .iter()
-                    .map(|&(t, k, _)| (plan.offsets[t] + k) as i64)
-                    .collect();
-                let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [nw]), device);
-                ad[n_model].clone().select(0, idx)
-            } else {
-                let v: Vec<f32> = rows
-                    .iter()
-                    .flat_map(|&(t, _, s)| data.train[t].at(s))
-                    .collect();
-                tensor2::<B>(v, [nw, n], device)
-            };
-            let k = data.train[chunk[0]].consts.len();
-            let consts = (k > 0).then(|| {
-                let v: Vec<f32> = rows
-                    .iter()
-                    .flat_map(|&(t, _, _)| data.train[t].consts.clone())
-                    .collect();
-                tensor2::<B>(v, [nw, k], device)
-            });
-            let dts: Vec<f32> = rows
-                .iter()
-                .map(|&(t, _, _)| data.train[t].dt as f32)
-                .collect();
-            let (x, obs) = predict(
+            let (loss, terms) = batch_objective(
                 model,
-                &ad[..n_model],
-                x0,
-                &drive,
-                &dts,
-                consts,
-                &exp.solver,
+                exp,
+                &data.train,
+                &variances,
+                &plan,
+                chunk,
+                &ad,
+                learned,
                 device,
             )?;
-            let target = Tensor::<B, 3>::from_data(TensorData::new(target, [l, nw, c]), device);
-            let w = |order: usize| -> Tensor<B, 3> {
-                let v: Vec<f32> = rows
-                    .iter()
-                    .flat_map(|&(t, _, _)| variances[t][order].iter().map(|v| (1.0 / v) as f32))
-                    .collect();
-                Tensor::from_data(TensorData::new(v, [1, nw, c]), device)
-            };
-            let con = model.constraint_loss(&ad[..n_model], &x, exp.loss.gamma);
-            let (mut loss, terms) = objective(obs, target, [w(0), w(1), w(2)], con, &exp.loss);
             term_sums[0] += terms.base;
             term_sums[1] += terms.velocity;
             term_sums[2] += terms.curvature;
             term_sums[3] += terms.constraint;
-            if learned && exp.train.continuity_weight > 0.0 {
-                // Each window's state at the next window's start sample against that start.
-                let (mut from, mut to) = (Vec::new(), Vec::new());
-                for (r, &(t, k, s)) in rows.iter().enumerate() {
-                    if let Some(&next) = plan.starts[t].get(k + 1) {
-                        from.push(((next - s) * nw + r) as i64);
-                        to.push((plan.offsets[t] + k + 1) as i64);
-                    }
-                }
-                if !from.is_empty() {
-                    let m = from.len();
-                    let from = Tensor::<B, 1, Int>::from_data(TensorData::new(from, [m]), device);
-                    let to = Tensor::<B, 1, Int>::from_data(TensorData::new(to, [m]), device);
-                    let ends = x.reshape([l * nw, n]).select(0, from);
-                    let starts = ad[n_model].clone().select(0, to);
-                    loss =
-                        loss + (ends - starts).powi_scalar(2).mean() * exp.train.continuity_weight;
-                }
-            }
             let value = scalar(loss.clone().inner());
             if !value.is_finite() {
                 return Err(Error::Train(format!(

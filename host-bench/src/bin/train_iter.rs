@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use burn::tensor::{
     backend::{AutodiffBackend, Backend},
-    Int, Tensor, TensorData,
+    Tensor,
 };
 use odeflash_runtime::spec::Quant;
 use odeflash_runtime::Activation::{Gelu, Identity, Relu, Sigmoid, Silu};
@@ -40,16 +40,15 @@ use odeflash_trainer::backend::CpuAd;
 use odeflash_trainer::config::Experiment;
 use odeflash_trainer::data::Trajectory;
 use odeflash_trainer::leaf::Leaf;
-use odeflash_trainer::loss::{objective, LossConfig};
+use odeflash_trainer::loss::LossConfig;
 use odeflash_trainer::model::TrainModel;
 use odeflash_trainer::nn::{upload, MlpDef};
 use odeflash_trainer::optim::{
     clip_global_norm, AdaBeliefConfig, AdamWConfig, Optimizer, OptimizerConfig,
 };
 use odeflash_trainer::rng::Rng;
-use odeflash_trainer::solve::Drive;
 use odeflash_trainer::surrogate::{Bounds, Kind, Memristor};
-use odeflash_trainer::train::{predict, run_decoded, simulate_runtime, WindowPlan};
+use odeflash_trainer::train::{batch_objective, run_decoded, simulate_runtime, WindowPlan};
 
 type Ad = CpuAd;
 type Inner = <CpuAd as AutodiffBackend>::InnerBackend;
@@ -252,7 +251,6 @@ struct Bench {
     variances: Vec<[Vec<f64>; 3]>,
     params: Vec<Tensor<Inner, 2>>,
     opt: Box<dyn Optimizer<Inner>>,
-    n_model: usize,
     one_leaf: bool,
     device: burn::tensor::Device<Ad>,
 }
@@ -275,7 +273,6 @@ impl Bench {
         let device = Default::default();
         let n = model.n_states();
         let defs = model.params();
-        let n_model = defs.len();
         let mut shapes: Vec<[usize; 2]> = defs.iter().map(|d| d.shape).collect();
         let mut values = model.init(&mut Rng::new(exp.train.seed));
         shapes.push([plan.total(), n]);
@@ -294,7 +291,6 @@ impl Bench {
             variances,
             params,
             opt,
-            n_model,
             one_leaf: case.one_leaf,
             device,
         })
@@ -345,87 +341,20 @@ impl Bench {
         let t0 = Instant::now();
         let (model, exp, device) = (&self.model, &self.exp, &self.device);
         let (plan, data) = (&self.plan, &self.trajs);
-        let n = model.n_states();
-        let c = model.n_channels();
-        let l = plan.len;
-        let n_model = self.n_model;
         let chunk: Vec<usize> = (0..data.len()).collect();
-        let rows: Vec<(usize, usize, usize)> = chunk
-            .iter()
-            .flat_map(|&t| {
-                plan.starts[t]
-                    .iter()
-                    .enumerate()
-                    .map(move |(k, &s)| (t, k, s))
-            })
-            .collect();
-        let nw = rows.len();
-        let drive = Drive {
-            rows: rows
-                .iter()
-                .map(|&(t, _, s)| data[t].drive[s..s + l].to_vec())
-                .collect(),
-        };
-        let mut target = Vec::with_capacity(l * nw * c);
-        for i in 0..l {
-            for &(t, _, s) in &rows {
-                target.extend(data[t].channels.iter().map(|ch| ch[s + i]));
-            }
-        }
         let (ad, leaf) = self.leaves();
-        let idx: Vec<i64> = rows
-            .iter()
-            .map(|&(t, k, _)| (plan.offsets[t] + k) as i64)
-            .collect();
-        let idx = Tensor::<Ad, 1, Int>::from_data(TensorData::new(idx, [nw]), device);
-        let x0 = ad[n_model].clone().select(0, idx);
-        let k = data[chunk[0]].consts.len();
-        let consts = (k > 0).then(|| {
-            let v: Vec<f32> = rows
-                .iter()
-                .flat_map(|&(t, _, _)| data[t].consts.clone())
-                .collect();
-            tensor2(v, [nw, k], device)
-        });
-        let dts: Vec<f32> = rows.iter().map(|&(t, _, _)| data[t].dt as f32).collect();
-        let (x, obs) = predict(
+        let (loss, _terms) = batch_objective(
             model,
-            &ad[..n_model],
-            x0,
-            &drive,
-            &dts,
-            consts,
-            &exp.solver,
+            exp,
+            data,
+            &self.variances,
+            plan,
+            &chunk,
+            &ad,
+            true,
             device,
         )
         .map_err(|e| e.to_string())?;
-        let target = Tensor::<Ad, 3>::from_data(TensorData::new(target, [l, nw, c]), device);
-        let w = |order: usize| -> Tensor<Ad, 3> {
-            let v: Vec<f32> = rows
-                .iter()
-                .flat_map(|&(t, _, _)| self.variances[t][order].iter().map(|v| (1.0 / v) as f32))
-                .collect();
-            Tensor::from_data(TensorData::new(v, [1, nw, c]), device)
-        };
-        let con = model.constraint_loss(&ad[..n_model], &x, exp.loss.gamma);
-        let (mut loss, _terms) = objective(obs, target, [w(0), w(1), w(2)], con, &exp.loss);
-        if exp.train.continuity_weight > 0.0 {
-            let (mut from, mut to) = (Vec::new(), Vec::new());
-            for (r, &(t, k, s)) in rows.iter().enumerate() {
-                if let Some(&next) = plan.starts[t].get(k + 1) {
-                    from.push(((next - s) * nw + r) as i64);
-                    to.push((plan.offsets[t] + k + 1) as i64);
-                }
-            }
-            if !from.is_empty() {
-                let m = from.len();
-                let from = Tensor::<Ad, 1, Int>::from_data(TensorData::new(from, [m]), device);
-                let to = Tensor::<Ad, 1, Int>::from_data(TensorData::new(to, [m]), device);
-                let ends = x.reshape([l * nw, n]).select(0, from);
-                let starts = ad[n_model].clone().select(0, to);
-                loss = loss + (ends - starts).powi_scalar(2).mean() * exp.train.continuity_weight;
-            }
-        }
         let value = scalar(loss.clone().inner());
         if !value.is_finite() {
             return Err(format!("the training loss became {value}"));
@@ -467,10 +396,6 @@ struct Phases {
     backward: f64,
     /// Gradients, clipping and the optimizer step.
     step: f64,
-}
-
-fn tensor2(v: Vec<f32>, shape: [usize; 2], device: &burn::tensor::Device<Ad>) -> Tensor<Ad, 2> {
-    Tensor::from_data(TensorData::new(v, shape), device)
 }
 
 fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
