@@ -104,6 +104,11 @@ pub struct TrainMemristorArgs {
     /// settles from its unknown initial state.
     #[arg(long, default_value_t = 1.0)]
     pub warmup_periods: f64,
+    /// Train on the first N periods after the warm-up of each training record (all when
+    /// absent); validation still runs whole records. Settled records repeat themselves, so a
+    /// few periods carry what a hundred do at a fraction of the cost.
+    #[arg(long, value_name = "N")]
+    pub train_periods: Option<f64>,
     /// Shared settings.
     #[command(flatten)]
     pub common: TrainCommon,
@@ -121,6 +126,11 @@ pub struct TrainCommon {
     /// Continue a killed or finished run (with `--epochs` to train longer).
     #[arg(long)]
     pub resume: bool,
+    /// Where training windows start: `data` (measured states), `learned` (trained starts with a
+    /// continuity term) or `free-run` (whole records from the model's own initial state,
+    /// memristor surrogates).
+    #[arg(long, value_enum)]
+    pub window_start: Option<crate::config::WindowStart>,
     /// Epochs.
     #[arg(long)]
     pub epochs: Option<u64>,

@@ -160,13 +160,17 @@ impl SolverConfig {
 }
 
 /// Where the states at the start of each training window come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum WindowStart {
     /// From the data (every state observed).
     Data,
     /// Trainable, one per window, tied to the previous window's end by the continuity term.
     Learned,
+    /// No windows: every record runs whole from the model's own initial state, as validation
+    /// and the device run it, and the loss leaves out its warm-up (memristor surrogates; see
+    /// `freerun`).
+    FreeRun,
 }
 
 /// The training loop.

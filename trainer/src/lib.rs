@@ -14,6 +14,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 mod error;
+pub mod freerun;
 pub mod fsutil;
 pub mod implicit;
 pub mod leaf;

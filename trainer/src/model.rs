@@ -70,6 +70,11 @@ pub trait TrainModel {
     }
     /// Whether the channels are the states themselves (so windows can start from data).
     fn states_observed(&self) -> bool;
+    /// The memristor surrogate behind this model, for whole-record training
+    /// ([`crate::freerun`]); other models train on windows only.
+    fn free_run(&self) -> Option<&crate::surrogate::Memristor> {
+        None
+    }
     /// The runtime model with parameter values `values`.
     fn to_spec(&self, values: &[Vec<f32>]) -> ModelSpec;
     /// The runtime model for a rig with per-trajectory constants `consts` (the memristor models

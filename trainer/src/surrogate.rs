@@ -62,7 +62,7 @@ impl Default for Bounds {
 }
 
 /// Resistances are trained in kilo-ohms, so they are numbers of order one like the weights.
-const KOHM: f64 = 1e3;
+pub(crate) const KOHM: f64 = 1e3;
 
 /// A memristor surrogate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -323,6 +323,10 @@ impl TrainModel for Memristor {
 
     fn is_iterator(&self) -> bool {
         self.kind == Kind::Iterator
+    }
+
+    fn free_run(&self) -> Option<&Memristor> {
+        Some(self)
     }
 
     fn state_bounds(&self) -> Option<(f32, f32)> {

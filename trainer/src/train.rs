@@ -25,6 +25,7 @@ use crate::leaf::Leaf;
 
 use crate::config::{Experiment, WindowStart};
 use crate::data::{Dataset, Trajectory};
+use crate::freerun::FreeRun;
 use crate::loss::{objective, Terms};
 use crate::model::TrainModel;
 use crate::nn::{download, upload};
@@ -439,8 +440,25 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
     let started = Instant::now();
     let n = model.n_states();
     let lengths: Vec<usize> = data.train.iter().map(Trajectory::len).collect();
-    let plan = WindowPlan::new(&lengths, exp.train.window).map_err(Error::Input)?;
-    let learned = exp.train.window_start == WindowStart::Learned || !model.states_observed();
+    let free_run = match exp.train.window_start {
+        WindowStart::FreeRun => Some(FreeRun::new(
+            model.free_run().ok_or_else(|| {
+                Error::Input(
+                    "train.window_start = \"free_run\" is implemented for the memristor surrogates"
+                        .into(),
+                )
+            })?,
+            &exp.solver,
+            &exp.loss,
+        )?),
+        _ => None,
+    };
+    let plan = match free_run {
+        Some(_) => None,
+        None => Some(WindowPlan::new(&lengths, exp.train.window).map_err(Error::Input)?),
+    };
+    let learned = free_run.is_none()
+        && (exp.train.window_start == WindowStart::Learned || !model.states_observed());
     let defs = model.params();
     let mut shapes: Vec<[usize; 2]> = defs.iter().map(|d| d.shape).collect();
     let mut names: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();
@@ -454,10 +472,10 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
     // Parameters, optimizer and scheduler: fresh, or from the checkpoint.
     let mut rng = Rng::new(exp.train.seed);
     let mut values = model.init(&mut rng);
-    if learned {
+    if let (true, Some(plan)) = (learned, &plan) {
         shapes.push([plan.total(), n]);
         names.push("window_starts".into());
-        values.push(simulated_starts(model, &values, exp, data, &plan)?);
+        values.push(simulated_starts(model, &values, exp, data, plan)?);
     }
     let mut opt: Box<dyn Optimizer<B::InnerBackend>> = exp
         .optimizer
@@ -533,30 +551,49 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
         let (mut loss_sum, mut norm_sum) = (0.0, 0.0);
         let mut term_sums = [0.0f64; 4];
         for chunk in perm.chunks(bs) {
-            let (leaf, ad) = Leaf::<B>::new(&params);
-            let (loss, terms) = batch_objective(
-                model,
-                exp,
-                &data.train,
-                &variances,
-                &plan,
-                chunk,
-                &ad,
-                learned,
-                device,
-            )?;
+            let (value, terms, mut g) = match (&free_run, &plan) {
+                (Some(fr), _) => {
+                    let trajs: Vec<&Trajectory> = chunk.iter().map(|&i| &data.train[i]).collect();
+                    let vars: Vec<&[Vec<f64>; 3]> = chunk.iter().map(|&i| &variances[i]).collect();
+                    let e = fr.evaluate(&download(&params), &trajs, &vars)?;
+                    let g = upload::<B::InnerBackend>(&e.grads, &shapes, device);
+                    (e.loss, e.terms, g)
+                }
+                (None, Some(plan)) => {
+                    let (leaf, ad) = Leaf::<B>::new(&params);
+                    let (loss, terms) = batch_objective(
+                        model,
+                        exp,
+                        &data.train,
+                        &variances,
+                        plan,
+                        chunk,
+                        &ad,
+                        learned,
+                        device,
+                    )?;
+                    let value = scalar(loss.clone().inner());
+                    let g = if value.is_finite() {
+                        leaf.grads(&loss.backward())
+                    } else {
+                        Vec::new()
+                    };
+                    (value, terms, g)
+                }
+                (None, None) => {
+                    return Err(Error::Train("no windows were planned for this run".into()))
+                }
+            };
             term_sums[0] += terms.base;
             term_sums[1] += terms.velocity;
             term_sums[2] += terms.curvature;
             term_sums[3] += terms.constraint;
-            let value = scalar(loss.clone().inner());
             if !value.is_finite() {
                 return Err(Error::Train(format!(
                     "epoch {}: the training loss became {value}; lower train.lr, clip gradients or use smaller steps",
                     epoch + 1
                 )));
             }
-            let mut g = leaf.grads(&loss.backward());
             let norm = match exp.train.clip_norm {
                 Some(max) => clip_global_norm(&mut g, max),
                 None => clip_global_norm(&mut g, f64::INFINITY),
@@ -577,7 +614,7 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
             break;
         }
         values = download(&params);
-        let val_loss = validation_loss(model, &values, exp, data, &plan, learned)?;
+        let val_loss = validation_loss(model, &values, exp, data)?;
         job.progress.set_val_loss(val_loss);
         if let Some(s) = sched.as_mut() {
             lr = s.step(val_loss);
@@ -652,8 +689,6 @@ pub fn validation_loss<M: TrainModel>(
     values: &[Vec<f32>],
     exp: &Experiment,
     data: &Dataset,
-    _plan: &WindowPlan,
-    _learned: bool,
 ) -> Result<f64, Error> {
     let n_model = model.params().len();
     let values = &values[..n_model];

@@ -106,6 +106,7 @@ pub fn run(args: &ExportArgs, out: &mut dyn Write) -> Result<(), Error> {
             data: d,
             model,
             warmup_periods,
+            ..
         } => {
             let (_, data) = crate::commands::train_memristor::dataset(&d, warmup_periods)?;
             let x0s = data.validation.iter().map(|_| model.x0.clone()).collect();

@@ -35,6 +35,9 @@ pub enum JobFile {
         model: crate::surrogate::Memristor,
         /// Periods left out of validation losses while the model settles.
         warmup_periods: f64,
+        /// Periods of each training record trained on after its warm-up (all when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        train_periods: Option<f64>,
     },
 }
 
@@ -71,6 +74,9 @@ pub fn apply_overrides(exp: &mut Experiment, c: &TrainCommon) {
     }
     if let Some(v) = c.window {
         exp.train.window = v;
+    }
+    if let Some(v) = c.window_start {
+        exp.train.window_start = v;
     }
     if let Some(v) = c.solver {
         exp.solver.method = v;

@@ -239,6 +239,7 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
             data: std::fs::canonicalize(&args.data).unwrap_or_else(|_| args.data.clone()),
             model,
             warmup_periods: args.warmup_periods,
+            train_periods: args.train_periods,
         };
         job.write(dir.path())?;
         (exp, job, dir)
@@ -248,6 +249,7 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
         data: data_dir,
         model,
         warmup_periods,
+        train_periods,
     } = &job_file
     else {
         return Err(Error::Input(format!(
@@ -255,7 +257,22 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
             dir.path().display()
         )));
     };
-    let (_, data) = dataset(data_dir, *warmup_periods)?;
+    let (ds, mut data) = dataset(data_dir, *warmup_periods)?;
+    if let Some(p) = *train_periods {
+        if !(p > 0.0) {
+            return Err(Error::Input(format!(
+                "--train-periods {p}: give a positive number of periods"
+            )));
+        }
+        for (t, m) in data.train.iter_mut().zip(ds.train()) {
+            let keep = ((*warmup_periods + p) * m.samples_per_period()).round() as usize;
+            let keep = keep.clamp(2, t.len());
+            t.drive.truncate(keep);
+            for c in &mut t.channels {
+                c.truncate(keep);
+            }
+        }
+    }
     let interrupt = Interrupt::install()?;
     let batches = data.train.len().div_ceil(exp.train.batch_size.max(1)) as u64;
     let progress = Progress::new(exp.train.epochs, batches, c.quiet);
