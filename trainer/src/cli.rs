@@ -109,6 +109,17 @@ pub struct TrainMemristorArgs {
     /// few periods carry what a hundred do at a fraction of the cost.
     #[arg(long, value_name = "N")]
     pub train_periods: Option<f64>,
+    /// Start SingleNN or the iterator net from a fitted compact model (`odeflash baseline`'s
+    /// `fit.json`): its R_on, R_off and initial state, and a state net fitted to its rate.
+    /// Gradient descent then improves on the compact model instead of searching from a random
+    /// net (use with `--window-start free-run`).
+    #[arg(long, value_name = "FIT.json")]
+    pub init_baseline: Option<PathBuf>,
+    /// Adam iterations (512 points each) fitting the state net to the compact model's rate
+    /// (about 18 s for the small SingleNN; the paper's net costs some 100 times more per
+    /// iteration).
+    #[arg(long, default_value_t = 30_000)]
+    pub init_iterations: usize,
     /// Shared settings.
     #[command(flatten)]
     pub common: TrainCommon,
@@ -131,6 +142,13 @@ pub struct TrainCommon {
     /// memristor surrogates).
     #[arg(long, value_enum)]
     pub window_start: Option<crate::config::WindowStart>,
+    /// Start from the best parameters of another run of the same model (e.g. free-run
+    /// fine-tuning after training on windows).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub init_from: Option<PathBuf>,
+    /// Global gradient-norm clipping (0: none).
+    #[arg(long)]
+    pub clip_norm: Option<f64>,
     /// Epochs.
     #[arg(long)]
     pub epochs: Option<u64>,

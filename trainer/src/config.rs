@@ -198,6 +198,10 @@ pub struct TrainConfig {
     /// epochs, paper 000 Fig. 6); when absent, the powers of two and the last epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_epochs: Option<Vec<u64>>,
+    /// A run whose best parameters start this one (same model; its window starts, if any, are
+    /// not taken): free-run fine-tuning of a model trained on windows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -212,6 +216,7 @@ impl Default for TrainConfig {
             continuity_weight: 1.0,
             clip_norm: Some(10.0),
             snapshot_epochs: None,
+            init_from: None,
         }
     }
 }

@@ -341,7 +341,10 @@ struct StepWork {
     kbar: Vec<Vec<f64>>,
     tapes: Vec<FieldTape>,
     sub: Vec<Vec<f64>>,
+    /// Whether sub-step `j` ended on a bound.
+    clamped: Vec<bool>,
     ubar: Vec<f64>,
+    xbar_out: Vec<f64>,
 }
 
 impl StepWork {
@@ -357,7 +360,9 @@ impl StepWork {
             kbar: vec![vec![0.0; n]; s],
             tapes: (0..s).map(|_| field.tape()).collect(),
             sub: vec![vec![0.0; n]; m + 1],
+            clamped: vec![false; m],
             ubar: vec![0.0; n],
+            xbar_out: vec![0.0; n],
         }
     }
 }
@@ -414,9 +419,13 @@ impl Stepper<'_> {
                 }
             }
         }
+        w.clamped[j] = false;
         if let Some((lo, hi)) = self.bounds {
             for o in out.iter_mut() {
-                *o = o.clamp(lo, hi);
+                if *o < lo || *o > hi {
+                    w.clamped[j] = true;
+                    *o = o.clamp(lo, hi);
+                }
             }
         }
     }
@@ -440,8 +449,11 @@ impl Stepper<'_> {
     }
 
     /// Pull-back of [`Self::step`] from `x`: `xbar` holds the cotangent of the step's result on
-    /// entry and that of `x` on return. The clamp passes gradients straight through, as in the
-    /// burn solvers.
+    /// entry and that of `x` on return. A sub-step that ended on a bound passes the parameters'
+    /// gradient straight through, as the burn solvers do, so a model pinned to a bound can still
+    /// be pulled off it; the state's cotangent passes unchanged there (the pinned state does not
+    /// depend on where it came from), instead of being multiplied by the step's Jacobian, which
+    /// can exceed one at every step against the bound and blew gradients up to 1e15.
     fn step_back(
         &self,
         w: &mut StepWork,
@@ -464,6 +476,10 @@ impl Stepper<'_> {
             let vs = |c: f64| vs0 + (p0 + c / m as f64) * (vs1 - vs0);
             // Recompute this sub-step's stages from its start.
             self.substep(w, j, &vs);
+            let clamped = w.clamped[j];
+            if clamped {
+                w.xbar_out.copy_from_slice(xbar);
+            }
             match self.scheme {
                 Scheme::Iterator => {
                     let StepWork { u, tapes, .. } = w;
@@ -501,6 +517,9 @@ impl Stepper<'_> {
                         }
                     }
                 }
+            }
+            if clamped {
+                xbar.copy_from_slice(&w.xbar_out);
             }
         }
     }
@@ -859,6 +878,108 @@ impl<'a> FreeRun<'a> {
         }
         Ok((loss, terms, grads))
     }
+}
+
+/// Fits the state net of a SingleNN or iterator surrogate to a given rate `dx/dt = rate(x, v)`,
+/// e.g. a fitted MMS (eq. 11): Adam on the squared error over random points of states in
+/// `[0, 1]` and memristor voltages in `[-v_max, v_max]`, the learning rate decaying from 1e-2 to
+/// 1e-4. A start for free-run training from a model that already switches like the device:
+/// gradient descent on a whole record is local, and from a random net it stalls in models whose
+/// loops have the wrong shape. An iterator net is fitted to the forward-Euler increment over
+/// its sample interval. Returns the RMS error relative to the RMS rate.
+pub fn fit_state_net(
+    model: &Memristor,
+    values: &mut [Vec<f32>],
+    rate: &dyn Fn(f64, f64) -> f64,
+    v_max: f64,
+    iterations: usize,
+    seed: u64,
+) -> Result<f64, Error> {
+    if model.g.is_some() {
+        return Err(Error::Input(
+            "a compact model's rate starts SingleNN or iterator nets, whose state is the MMS \
+             state; DualNN's latent states are not"
+                .into(),
+        ));
+    }
+    let nf = model.f.n_params();
+    let per_step = if model.kind == Kind::Iterator {
+        f64::from(model.dt)
+    } else {
+        1.0
+    };
+    let mut p: Vec<Vec<f64>> = values[..nf]
+        .iter()
+        .map(|v| v.iter().map(|&x| f64::from(x)).collect())
+        .collect();
+    let mut rng = crate::rng::Rng::new(seed);
+    let batch = 512;
+    let points: Vec<(f64, f64, f64)> = (0..batch * 8)
+        .map(|_| {
+            let x = rng.uniform();
+            let v = (2.0 * rng.uniform() - 1.0) * v_max;
+            (x, v, rate(x, v) * per_step)
+        })
+        .collect();
+    let scale = points.iter().map(|q| q.2 * q.2).sum::<f64>() / points.len() as f64;
+    let scale = if scale > 0.0 { scale } else { 1.0 };
+    let floor = 1e-4 * scale;
+    let (b1, b2, eps) = (0.9, 0.999, 1e-8);
+    let mut m: Vec<Vec<f64>> = p.iter().map(|v| vec![0.0; v.len()]).collect();
+    let mut s2 = m.clone();
+    let mut out = [0.0];
+    let mut xbar = [0.0; 2];
+    for it in 0..iterations {
+        let mut g: Vec<Vec<f64>> = p.iter().map(|v| vec![0.0; v.len()]).collect();
+        {
+            let net = Net {
+                def: &model.f,
+                p: &p,
+            };
+            let mut tape = net.tape();
+            for _ in 0..batch {
+                let k = ((rng.uniform() * points.len() as f64) as usize).min(points.len() - 1);
+                let (x, v, y) = points[k];
+                net.forward(&[x, v], &mut tape, &mut out);
+                // Relative error with a floor: the rate must be near zero where the device
+                // holds its state, or a low-frequency record integrates the error for a second.
+                let w = 1.0 / (y * y + floor);
+                let e = out[0] - y;
+                net.backward(&mut tape, &[2.0 * e * w / batch as f64], &mut xbar, &mut g);
+            }
+        }
+        let frac = it as f64 / iterations.max(1) as f64;
+        let lr = 1e-2 * (1e-2f64).powf(frac);
+        let t = (it + 1) as i32;
+        for ((pv, gv), (mv, sv)) in p.iter_mut().zip(&g).zip(m.iter_mut().zip(s2.iter_mut())) {
+            for i in 0..pv.len() {
+                mv[i] = b1 * mv[i] + (1.0 - b1) * gv[i];
+                sv[i] = b2 * sv[i] + (1.0 - b2) * gv[i] * gv[i];
+                let mh = mv[i] / (1.0 - b1.powi(t));
+                let sh = sv[i] / (1.0 - b2.powi(t));
+                pv[i] -= lr * mh / (sh.sqrt() + eps);
+            }
+        }
+    }
+    let net = Net {
+        def: &model.f,
+        p: &p,
+    };
+    let mut tape = net.tape();
+    let mut se = 0.0;
+    for &(x, v, y) in &points {
+        net.forward(&[x, v], &mut tape, &mut out);
+        se += (out[0] - y).powi(2);
+    }
+    if p.iter().flatten().any(|v| !v.is_finite()) {
+        return Err(Error::Train(
+            "fitting the state net to the compact model diverged".into(),
+        ));
+    }
+    for (v, q) in values.iter_mut().zip(&p) {
+        *v = q.iter().map(|&x| x as f32).collect();
+    }
+    Ok((se / points.len() as f64 / scale).sqrt())
 }
 
 /// `order`-th forward difference.

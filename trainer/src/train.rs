@@ -472,6 +472,26 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
     // Parameters, optimizer and scheduler: fresh, or from the checkpoint.
     let mut rng = Rng::new(exp.train.seed);
     let mut values = model.init(&mut rng);
+    if let Some(dir) = &exp.train.init_from {
+        // A run directory (its best parameters) or a checkpoint file.
+        let ck = if dir.is_file() {
+            Checkpoint::load_file(dir)?
+        } else {
+            Checkpoint::load_best(dir)?
+        };
+        for ((name, shape), v) in names.iter().zip(&shapes).zip(values.iter_mut()) {
+            match ck.params.iter().find(|p| &p.name == name) {
+                Some(p) if &p.shape == shape => v.clone_from(&p.values),
+                _ => {
+                    return Err(Error::Input(format!(
+                        "train.init_from: {} has no parameter {name} of shape {shape:?}; it is a \
+                         run of another model",
+                        dir.display()
+                    )))
+                }
+            }
+        }
+    }
     if let (true, Some(plan)) = (learned, &plan) {
         shapes.push([plan.total(), n]);
         names.push("window_starts".into());

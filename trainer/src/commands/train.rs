@@ -75,8 +75,14 @@ pub fn apply_overrides(exp: &mut Experiment, c: &TrainCommon) {
     if let Some(v) = c.window {
         exp.train.window = v;
     }
+    if let Some(v) = c.clip_norm {
+        exp.train.clip_norm = (v > 0.0).then_some(v);
+    }
     if let Some(v) = c.window_start {
         exp.train.window_start = v;
+    }
+    if let Some(v) = &c.init_from {
+        exp.train.init_from = Some(std::fs::canonicalize(v).unwrap_or_else(|_| v.clone()));
     }
     if let Some(v) = c.solver {
         exp.solver.method = v;

@@ -14,7 +14,11 @@ use crate::loss::LossConfig;
 use crate::memristor::{MemristorDataset, MemristorTrajectory};
 use crate::nn::MlpDef;
 use crate::optim::{AdaBeliefConfig, AdamWConfig, OptimizerConfig, ReduceLrOnPlateauConfig};
-use crate::run::{Interrupt, Progress, RunDir};
+use crate::freerun::fit_state_net;
+use crate::memristor::baseline::FitReport;
+use crate::model::TrainModel;
+use crate::rng::Rng;
+use crate::run::{Checkpoint, Interrupt, ParamTensor, Progress, RunDir};
 use crate::surrogate::{Bounds, Kind, Memristor};
 use crate::train::Job;
 use crate::Error;
@@ -212,6 +216,73 @@ pub fn resistance_range(train: &[&MemristorTrajectory], bounds: &Bounds) -> [f64
     [r_on, r_off]
 }
 
+/// Where `--init-baseline` writes the parameters a run starts from.
+const INIT_FILE: &str = "init.json";
+
+/// SingleNN or iterator parameters from a fitted compact model: its resistances and initial
+/// state go into the model, its rate into the state net (see [`fit_state_net`]).
+fn from_baseline(
+    model: &mut Memristor,
+    fit: &Path,
+    ds: &MemristorDataset,
+    seed: u64,
+    iterations: usize,
+    out: &mut dyn Write,
+) -> Result<Checkpoint, Error> {
+    let report = FitReport::load(fit)?;
+    let cm = report.compact_model().clone();
+    if model.g.is_some() {
+        return Err(Error::Input(format!(
+            "--init-baseline {}: starts SingleNN or iterator nets, not DualNN",
+            fit.display()
+        )));
+    }
+    model.r_init = [cm.r_on, cm.r_off];
+    model.x0 = vec![cm.x0 as f32];
+    let v_max = ds
+        .train()
+        .iter()
+        .flat_map(|t| t.v.iter())
+        .fold(0.0f32, |m, v| m.max(v.abs()));
+    let mut values = model.init(&mut Rng::new(seed));
+    let started = std::time::Instant::now();
+    let rel = fit_state_net(
+        model,
+        &mut values,
+        &|x, v| cm.rate(x, v).0,
+        f64::from(v_max) * 1.1,
+        iterations,
+        seed,
+    )?;
+    writeln!(
+        out,
+        "state net fitted to {} from {}: relative RMS error {rel:.2e} ({:.1} s)",
+        cm.kind.as_str(),
+        fit.display(),
+        started.elapsed().as_secs_f64()
+    )
+    .map_err(|e| Error::Input(format!("stdout: {e}")))?;
+    Ok(Checkpoint {
+        epoch: 0,
+        global_step: 0,
+        rng_state: 0,
+        params: model
+            .params()
+            .into_iter()
+            .zip(values)
+            .map(|(d, values)| ParamTensor {
+                name: d.name,
+                shape: d.shape,
+                values,
+            })
+            .collect(),
+        optimizer: serde_json::Value::Null,
+        scheduler: serde_json::Value::Null,
+        best_val_loss: None,
+        config_hash: String::new(),
+    })
+}
+
 /// `odeflash train memristor`.
 pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> {
     let c = &args.common;
@@ -224,7 +295,7 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
         (exp, JobFile::read(dir.path())?, dir)
     } else {
         let (ds, _) = dataset(&args.data, args.warmup_periods)?;
-        let (mut exp, model) = preset(args.model, args.preset, &ds)?;
+        let (mut exp, mut model) = preset(args.model, args.preset, &ds)?;
         if let Some(p) = &c.config {
             // An experiment file replaces the preset's settings wholesale.
             exp = Experiment::read(p)?;
@@ -233,8 +304,27 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
         if args.base_loss_only {
             exp.loss.derivatives = false;
         }
+        let init = match &args.init_baseline {
+            Some(fit) => {
+                let path = std::path::absolute(c.out.join(INIT_FILE))
+                    .map_err(|e| Error::Input(format!("{}: {e}", c.out.display())))?;
+                exp.train.init_from = Some(path.clone());
+                Some((path, from_baseline(
+                    &mut model,
+                    fit,
+                    &ds,
+                    exp.train.seed,
+                    args.init_iterations,
+                    out,
+                )?))
+            }
+            None => None,
+        };
         exp.validate()?;
         let dir = RunDir::create(&c.out, &exp.to_toml())?;
+        if let Some((path, ck)) = init {
+            ck.save_as(&path)?;
+        }
         let job = JobFile::Memristor {
             data: std::fs::canonicalize(&args.data).unwrap_or_else(|_| args.data.clone()),
             model,
