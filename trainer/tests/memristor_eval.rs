@@ -316,6 +316,99 @@ mod memristor {
         }
     }
 
+    /// `--init-baseline` starts SingleNN from the fit (its resistances and initial state, the
+    /// state net fitted to its rate), free-run training continues from there, and the run
+    /// scores near the compact model it started from; DualNN is refused by name.
+    #[test]
+    fn free_run_training_starts_from_a_baseline_fit() {
+        let f = fixture();
+        let fit = read_json(&f.fit.join("fit.json"));
+        let param = |name: &str| {
+            fit["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap()["value"]
+                .as_f64()
+                .unwrap()
+        };
+        let run = f.dir.join("from-mms");
+        let out = ok(&[
+            &"train",
+            &"memristor",
+            &"--data",
+            &f.data,
+            &"--model",
+            &"single",
+            &"--preset",
+            &"small",
+            &"--init-baseline",
+            &f.fit.join("fit.json"),
+            &"--init-iterations",
+            &"3000",
+            &"--window-start",
+            &"free-run",
+            &"--lr",
+            &"2e-4",
+            &"--clip-norm",
+            &"1",
+            &"--epochs",
+            &"3",
+            &"--out",
+            &run,
+            &"--quiet",
+        ]);
+        assert!(out.contains("state net fitted to mms"), "{out}");
+        let init = read_json(&run.join("init.json"));
+        let value = |name: &str| {
+            init["params"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap()["values"][0]
+                .as_f64()
+                .unwrap()
+        };
+        assert!(close(value("r_on_kohm") * 1e3, param("R_on"), 1e-6));
+        assert!(close(value("r_off_kohm") * 1e3, param("R_off"), 1e-6));
+        let job = read_json(&run.join("job.json"));
+        assert!(close(
+            job["model"]["x0"][0].as_f64().unwrap(),
+            param("x0"),
+            1e-6
+        ));
+        let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+        assert!(
+            config.contains("window_start = \"free_run\"") && config.contains("clip_norm = 1.0")
+        );
+
+        let rep = f.dir.join("rep-free");
+        ok(&[&"eval", &"--data", &f.data, &run, &f.fit, &"--out", &rep]);
+        let report = read_json(&rep.join("report.json"));
+        let models = report["models"].as_array().unwrap();
+        let val = |m: &Value| m["lb"]["validation"].as_f64().unwrap();
+        let (net, mms) = (val(&models[0]), val(&models[1]));
+        assert!(net < 3.0 * mms, "from MMS {net} vs MMS {mms}");
+
+        let err = fails(&[
+            &"train",
+            &"memristor",
+            &"--data",
+            &f.data,
+            &"--model",
+            &"dual",
+            &"--preset",
+            &"small",
+            &"--init-baseline",
+            &f.fit.join("fit.json"),
+            &"--out",
+            &f.dir.join("dual-from-mms"),
+        ]);
+        assert!(err.contains("not DualNN"), "{err}");
+    }
+
     #[test]
     fn eval_names_each_bad_input() {
         let f = fixture();

@@ -19,6 +19,8 @@ use crate::Error;
 /// model (including the data-derived scaling) without re-reading the command line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+// Read once per command: the size of the memristor variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum JobFile {
     /// A generic neural ODE.
     Ode {

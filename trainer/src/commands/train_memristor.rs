@@ -10,13 +10,13 @@ use crate::cli::{MemristorModelArg, PresetArg, TrainMemristorArgs};
 use crate::commands::train::{apply_overrides, dispatch, report, JobFile};
 use crate::config::{Experiment, WindowStart};
 use crate::data::{Dataset, Trajectory};
+use crate::freerun::fit_state_net;
 use crate::loss::LossConfig;
+use crate::memristor::baseline::FitReport;
 use crate::memristor::{MemristorDataset, MemristorTrajectory};
+use crate::model::TrainModel;
 use crate::nn::MlpDef;
 use crate::optim::{AdaBeliefConfig, AdamWConfig, OptimizerConfig, ReduceLrOnPlateauConfig};
-use crate::freerun::fit_state_net;
-use crate::memristor::baseline::FitReport;
-use crate::model::TrainModel;
 use crate::rng::Rng;
 use crate::run::{Checkpoint, Interrupt, ParamTensor, Progress, RunDir};
 use crate::surrogate::{Bounds, Kind, Memristor};
@@ -309,14 +309,17 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
                 let path = std::path::absolute(c.out.join(INIT_FILE))
                     .map_err(|e| Error::Input(format!("{}: {e}", c.out.display())))?;
                 exp.train.init_from = Some(path.clone());
-                Some((path, from_baseline(
-                    &mut model,
-                    fit,
-                    &ds,
-                    exp.train.seed,
-                    args.init_iterations,
-                    out,
-                )?))
+                Some((
+                    path,
+                    from_baseline(
+                        &mut model,
+                        fit,
+                        &ds,
+                        exp.train.seed,
+                        args.init_iterations,
+                        out,
+                    )?,
+                ))
             }
             None => None,
         };
@@ -349,7 +352,7 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
     };
     let (ds, mut data) = dataset(data_dir, *warmup_periods)?;
     if let Some(p) = *train_periods {
-        if !(p > 0.0) {
+        if p.is_nan() || p <= 0.0 {
             return Err(Error::Input(format!(
                 "--train-periods {p}: give a positive number of periods"
             )));
