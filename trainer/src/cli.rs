@@ -109,8 +109,9 @@ pub struct TrainMemristorArgs {
     /// few periods carry what a hundred do at a fraction of the cost.
     #[arg(long, value_name = "N")]
     pub train_periods: Option<f64>,
-    /// Start SingleNN or the iterator net from a fitted compact model (`odeflash baseline`'s
-    /// `fit.json`): its R_on, R_off and initial state, and a state net fitted to its rate.
+    /// Start from a fitted compact model (`odeflash baseline`'s `fit.json`): its initial state,
+    /// the state net fitted to its rate, and its R_on, R_off (SingleNN, iterator) or the G net
+    /// fitted to its memductance (DualNN, whose other latent states start as slow decays).
     /// Gradient descent then improves on the compact model instead of searching from a random
     /// net (use with `--window-start free-run`).
     #[arg(long, value_name = "FIT.json")]

@@ -318,7 +318,7 @@ mod memristor {
 
     /// `--init-baseline` starts SingleNN from the fit (its resistances and initial state, the
     /// state net fitted to its rate), free-run training continues from there, and the run
-    /// scores near the compact model it started from; DualNN is refused by name.
+    /// scores near the compact model it started from.
     #[test]
     fn free_run_training_starts_from_a_baseline_fit() {
         let f = fixture();
@@ -391,22 +391,6 @@ mod memristor {
         let val = |m: &Value| m["lb"]["validation"].as_f64().unwrap();
         let (net, mms) = (val(&models[0]), val(&models[1]));
         assert!(net < 3.0 * mms, "from MMS {net} vs MMS {mms}");
-
-        let err = fails(&[
-            &"train",
-            &"memristor",
-            &"--data",
-            &f.data,
-            &"--model",
-            &"dual",
-            &"--preset",
-            &"small",
-            &"--init-baseline",
-            &f.fit.join("fit.json"),
-            &"--out",
-            &f.dir.join("dual-from-mms"),
-        ]);
-        assert!(err.contains("not DualNN"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::cli::{MemristorModelArg, PresetArg, TrainMemristorArgs};
 use crate::commands::train::{apply_overrides, dispatch, report, JobFile};
 use crate::config::{Experiment, WindowStart};
 use crate::data::{Dataset, Trajectory};
-use crate::freerun::fit_state_net;
+use crate::freerun::{fit_to_compact, CompactStart};
 use crate::loss::LossConfig;
 use crate::memristor::baseline::FitReport;
 use crate::memristor::{MemristorDataset, MemristorTrajectory};
@@ -219,8 +219,9 @@ pub fn resistance_range(train: &[&MemristorTrajectory], bounds: &Bounds) -> [f64
 /// Where `--init-baseline` writes the parameters a run starts from.
 const INIT_FILE: &str = "init.json";
 
-/// SingleNN or iterator parameters from a fitted compact model: its resistances and initial
-/// state go into the model, its rate into the state net (see [`fit_state_net`]).
+/// Surrogate parameters from a fitted compact model: its resistances (SingleNN, iterator) and
+/// initial state go into the model, its rate and memductance into the nets (see
+/// [`fit_to_compact`]).
 fn from_baseline(
     model: &mut Memristor,
     fit: &Path,
@@ -231,14 +232,12 @@ fn from_baseline(
 ) -> Result<Checkpoint, Error> {
     let report = FitReport::load(fit)?;
     let cm = report.compact_model().clone();
-    if model.g.is_some() {
-        return Err(Error::Input(format!(
-            "--init-baseline {}: starts SingleNN or iterator nets, not DualNN",
-            fit.display()
-        )));
+    let n = model.n_states();
+    if model.g.is_none() {
+        model.r_init = [cm.r_on, cm.r_off];
     }
-    model.r_init = [cm.r_on, cm.r_off];
-    model.x0 = vec![cm.x0 as f32];
+    model.x0 = vec![0.0; n];
+    model.x0[0] = cm.x0 as f32;
     let v_max = ds
         .train()
         .iter()
@@ -246,17 +245,28 @@ fn from_baseline(
         .fold(0.0f32, |m, v| m.max(v.abs()));
     let mut values = model.init(&mut Rng::new(seed));
     let started = std::time::Instant::now();
-    let rel = fit_state_net(
+    let rate = |x: f64, v: f64| cm.rate(x, v).0;
+    let memductance = |x: f64| cm.memductance(x).0;
+    let (rel_f, rel_g) = fit_to_compact(
         model,
         &mut values,
-        &|x, v| cm.rate(x, v).0,
-        f64::from(v_max) * 1.1,
+        &CompactStart {
+            rate: &rate,
+            memductance: &memductance,
+            tau: cm.tau,
+            v_max: f64::from(v_max) * 1.1,
+        },
         iterations,
         seed,
     )?;
+    let g_part = if model.g.is_some() {
+        format!(", G net to its memductance {rel_g:.2e}")
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "state net fitted to {} from {}: relative RMS error {rel:.2e} ({:.1} s)",
+        "state net fitted to {} from {}: relative RMS error {rel_f:.2e}{g_part} ({:.1} s)",
         cm.kind.as_str(),
         fit.display(),
         started.elapsed().as_secs_f64()
