@@ -114,6 +114,9 @@ pub enum Error {
     /// Training diverged or could not continue.
     #[error("{0}")]
     Train(String),
+    /// A model's simulation left finite values (its dynamics blew up on some input).
+    #[error("{0}")]
+    Diverged(String),
 }
 
 impl From<crate::run::RunError> for Error {

@@ -220,8 +220,13 @@ pub fn run_decoded(
         .zip(x0s)
         .map(|(t, x0)| Input::new(&t.drive).with_x0(x0).with_dt(t.dt as f32))
         .collect();
-    batch::simulate_batch(m, cfg, &inputs, BatchOptions::default())
-        .map_err(|e| Error::Train(format!("simulation failed: {e}")))
+    batch::simulate_batch(m, cfg, &inputs, BatchOptions::default()).map_err(|e| match e {
+        batch::BatchError::Trajectory {
+            error: odeflash_runtime::SimError::NonFiniteState { .. },
+            ..
+        } => Error::Diverged(format!("simulation failed: {e}")),
+        _ => Error::Train(format!("simulation failed: {e}")),
+    })
 }
 
 /// Solves the model over a batch of windows (`x0: [batch, n]`, drives of `drive.rows[b]`, each
@@ -634,7 +639,12 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
             break;
         }
         values = download(&params);
-        let val_loss = validation_loss(model, &values, exp, data)?;
+        // A model that blows up on a validation record scores infinity and training goes on
+        // (the free run's gradients usually pull it back); the best epoch stays the best.
+        let val_loss = match validation_loss(model, &values, exp, data) {
+            Err(Error::Diverged(_)) => f64::INFINITY,
+            other => other?,
+        };
         job.progress.set_val_loss(val_loss);
         if let Some(s) = sched.as_mut() {
             lr = s.step(val_loss);

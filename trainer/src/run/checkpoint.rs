@@ -52,10 +52,11 @@ impl Checkpoint {
     pub const BEST_FILE: &'static str = "best.json";
 
     /// Records a validation loss: if it is better than [`Checkpoint::best_val_loss`] (or the first
-    /// one), updates that and returns `true` (then also [`Checkpoint::save_best`]). NaN never
-    /// improves.
+    /// one), updates that and returns `true` (then also [`Checkpoint::save_best`]). NaN and
+    /// infinity (a model that blew up in validation) never improve.
     pub fn observe_val_loss(&mut self, val_loss: f64) -> bool {
-        let improved = !val_loss.is_nan() && self.best_val_loss.is_none_or(|best| val_loss < best);
+        let improved =
+            val_loss.is_finite() && self.best_val_loss.is_none_or(|best| val_loss < best);
         if improved {
             self.best_val_loss = Some(val_loss);
         }
@@ -247,6 +248,9 @@ mod tests {
     fn improvement_tracking() {
         let mut ckpt = sample(1);
         ckpt.best_val_loss = None;
+        // A model that blew up in validation is never the best, even the first time.
+        assert!(!ckpt.observe_val_loss(f64::INFINITY));
+        assert_eq!(ckpt.best_val_loss, None);
         assert!(ckpt.observe_val_loss(1.0));
         assert!(!ckpt.observe_val_loss(1.0));
         assert!(!ckpt.observe_val_loss(f64::NAN));
