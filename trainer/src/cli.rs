@@ -100,6 +100,10 @@ pub struct TrainMemristorArgs {
     /// The paper's ablation: train on L_b only, without the derivative terms.
     #[arg(long)]
     pub base_loss_only: bool,
+    /// Samples between the points of the finite differences behind L_v and L_c (1: the
+    /// neighbouring samples).
+    #[arg(long, value_name = "N")]
+    pub derivative_stride: Option<usize>,
     /// Periods at the start of each validation trajectory left out of its loss, while the model
     /// settles from its unknown initial state.
     #[arg(long, default_value_t = 1.0)]

@@ -53,12 +53,18 @@ impl Trajectory {
     /// Unbiased variance of each channel's `order`-th finite difference (in sample units; the
     /// normalized losses are then independent of the sample interval).
     pub fn derivative_variances(&self, order: usize) -> Vec<f64> {
+        self.derivative_variances_over(order, 1)
+    }
+
+    /// [`Self::derivative_variances`] of differences over `stride` samples.
+    pub fn derivative_variances_over(&self, order: usize, stride: usize) -> Vec<f64> {
+        let s = stride.max(1);
         self.channels
             .iter()
             .map(|c| {
                 let mut c: Vec<f32> = c.clone();
                 for _ in 0..order {
-                    c = c.windows(2).map(|w| w[1] - w[0]).collect();
+                    c = (s..c.len()).map(|k| c[k] - c[k - s]).collect();
                 }
                 let c = &c;
                 let n = c.len() as f64;

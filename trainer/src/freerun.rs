@@ -666,6 +666,7 @@ impl<'a> FreeRun<'a> {
 
     /// L_b, L_v, L_c of one record after its warm-up.
     fn terms(&self, run: &Run, t: &Trajectory, var: &[Vec<f64>; 3]) -> [f64; 3] {
+        let stride = self.loss.derivative_stride.max(1);
         let mut out = [0.0; 3];
         let s = t.warmup.min(t.len().saturating_sub(1));
         for (c, p) in run.obs.iter().enumerate() {
@@ -679,7 +680,7 @@ impl<'a> FreeRun<'a> {
                 if order > 0 && !self.loss.derivatives {
                     break;
                 }
-                let d = difference(&e, order);
+                let d = difference(&e, order, stride);
                 if !d.is_empty() {
                     *o += d.iter().map(|v| v * v).sum::<f64>() / d.len() as f64 / var[order][c];
                 }
@@ -706,6 +707,7 @@ impl<'a> FreeRun<'a> {
         let st = self.stepper(p, t);
         let n = st.field.n;
         let l = t.len();
+        let stride = self.loss.derivative_stride.max(1);
         let s = t.warmup.min(l.saturating_sub(1));
         // Cotangents of the observed channels.
         let mut pbar = [vec![0.0; l], vec![0.0; l]];
@@ -719,7 +721,7 @@ impl<'a> FreeRun<'a> {
                 if order > 0 && !self.loss.derivatives {
                     break;
                 }
-                let d = difference(&e, order);
+                let d = difference(&e, order, stride);
                 if d.is_empty() {
                     continue;
                 }
@@ -732,7 +734,7 @@ impl<'a> FreeRun<'a> {
                 };
                 for (j, dj) in d.iter().enumerate() {
                     for (r, cr) in coef.iter().enumerate() {
-                        pb[s + j + r] += scale * cr * dj;
+                        pb[s + j + r * stride] += scale * cr * dj;
                     }
                 }
             }
@@ -1081,11 +1083,11 @@ pub fn fit_to_compact(
     Ok((rel_f, rel_g))
 }
 
-/// `order`-th forward difference.
-fn difference(e: &[f64], order: usize) -> Vec<f64> {
+/// `order`-th forward difference over `s` samples.
+fn difference(e: &[f64], order: usize, s: usize) -> Vec<f64> {
     let mut d = e.to_vec();
     for _ in 0..order {
-        d = d.windows(2).map(|w| w[1] - w[0]).collect();
+        d = (s..d.len()).map(|k| d[k] - d[k - s]).collect();
     }
     d
 }
@@ -1182,6 +1184,7 @@ mod tests {
             exp.solver.substeps = substeps;
             exp.loss = LossConfig {
                 adaptive: false,
+                derivative_stride: if substeps == 2 { 3 } else { 1 },
                 ..LossConfig::paper()
             };
             let fr = FreeRun::new(&m, &exp.solver, &exp.loss).unwrap();
@@ -1230,7 +1233,11 @@ mod tests {
             }
             let mut exp = Experiment::default();
             exp.solver.method = Solver::Rk4;
-            exp.loss = LossConfig::paper();
+            exp.loss = LossConfig {
+                // Differences over neighbours (DualNN) and over 3 samples (the others).
+                derivative_stride: if n == 1 { 3 } else { 1 },
+                ..LossConfig::paper()
+            };
             exp.train.window_start = WindowStart::Learned;
             exp.train.continuity_weight = 0.0;
             let recs = vec![record(50, 0, 0.0), record(50, 0, 2.0)];

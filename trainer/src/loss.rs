@@ -28,6 +28,16 @@ pub struct LossConfig {
     pub gamma: f64,
     /// Weight of the constraint loss.
     pub constraint_weight: f64,
+    /// Samples between the points of the finite differences behind L_v and L_c. At 1000
+    /// samples per period, differences of neighbouring samples of a measured record are mostly
+    /// DAQ noise; over a few samples they are the response's slope and curvature.
+    #[serde(skip_serializing_if = "is_one")]
+    pub derivative_stride: usize,
+}
+
+/// The default stride stays out of resolved configs, so their resume hashes do not change.
+fn is_one(v: &usize) -> bool {
+    *v == 1
 }
 
 impl Default for LossConfig {
@@ -40,6 +50,7 @@ impl Default for LossConfig {
             lambda_max: 10.0,
             gamma: 0.0025,
             constraint_weight: 1.0,
+            derivative_stride: 1,
         }
     }
 }
@@ -75,10 +86,10 @@ pub fn constraint<B: Backend, const D: usize>(
     (lo + hi).mean()
 }
 
-/// Differences along time (dimension 0).
-fn diff<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+/// Differences along time (dimension 0) over `s` samples.
+fn diff<B: Backend>(x: Tensor<B, 3>, s: usize) -> Tensor<B, 3> {
     let [l, b, c] = x.dims();
-    x.clone().slice([1..l, 0..b, 0..c]) - x.slice([0..l - 1, 0..b, 0..c])
+    x.clone().slice([s..l, 0..b, 0..c]) - x.slice([0..l - s, 0..b, 0..c])
 }
 
 /// The values of the terms after a step, for the metrics.
@@ -123,10 +134,11 @@ pub fn objective<B: Backend>(
         base: value(&base),
         ..Terms::default()
     };
-    let mut loss = if cfg.derivatives && pred.dims()[0] >= 3 {
-        let (dp, dt) = (diff(pred), diff(target));
+    let s = cfg.derivative_stride.max(1);
+    let mut loss = if cfg.derivatives && pred.dims()[0] > 2 * s {
+        let (dp, dt) = (diff(pred, s), diff(target, s));
         let vel = nmse(dp.clone(), dt.clone(), w1);
-        let curv = nmse(diff(dp), diff(dt), w2);
+        let curv = nmse(diff(dp, s), diff(dt, s), w2);
         terms.velocity = value(&vel);
         terms.curvature = value(&curv);
         let lambda = if cfg.adaptive {

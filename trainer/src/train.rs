@@ -564,7 +564,7 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
     let variances: Vec<[Vec<f64>; 3]> = data
         .train
         .iter()
-        .map(|t| [0, 1, 2].map(|o| t.derivative_variances(o)))
+        .map(|t| [0, 1, 2].map(|o| t.derivative_variances_over(o, exp.loss.derivative_stride)))
         .collect();
     let bs = exp.train.batch_size.min(data.train.len());
     let batches = data.train.len().div_ceil(bs);

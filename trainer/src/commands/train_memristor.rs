@@ -314,6 +314,9 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
         if args.base_loss_only {
             exp.loss.derivatives = false;
         }
+        if let Some(s) = args.derivative_stride {
+            exp.loss.derivative_stride = s.max(1);
+        }
         let init = match &args.init_baseline {
             Some(fit) => {
                 let path = std::path::absolute(c.out.join(INIT_FILE))
