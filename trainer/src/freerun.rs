@@ -274,9 +274,7 @@ impl<'a> Field<'a> {
 
     /// `out = scale * f(x, v_s / (1 + R_s G(x)))`.
     fn eval(&self, x: &[f64], vs: f64, t: &mut FieldTape, out: &mut [f64]) {
-        t.gval = self.memductance(x, &mut t.g);
-        t.den = 1.0 + self.rs * t.gval;
-        t.v = vs / t.den;
+        self.observe(x, vs, t);
         t.z[..self.n].copy_from_slice(x);
         t.z[self.n] = t.v;
         self.f.forward(&t.z, &mut t.f, out);
@@ -303,9 +301,9 @@ impl<'a> Field<'a> {
         for (xb, zb) in xbar.iter_mut().zip(&t.zbar[..n]) {
             *xb += zb;
         }
-        // v = v_s / (1 + R_s G): dv/dG = -v R_s / (1 + R_s G).
-        let gbar = t.zbar[n] * (-t.v * self.rs / t.den);
-        self.memductance_back(x, &mut t.g, gbar, xbar, grads);
+        // The net sees v as the readout does: pull its cotangent back through the readout.
+        let vbar = t.zbar[n];
+        self.observe_back(x, t, vbar, 0.0, xbar, grads);
     }
 
     /// The observed channels `(v, i)` at state `x`; fills `t`.
@@ -325,6 +323,7 @@ impl<'a> Field<'a> {
         xbar: &mut [f64],
         grads: &mut [Vec<f64>],
     ) {
+        // i = G v and v = v_s / (1 + R_s G), so dv/dG = -v R_s / (1 + R_s G).
         let (g, v) = (t.gval, t.v);
         let gbar = ibar * v + (vbar + ibar * g) * (-v * self.rs / t.den);
         self.memductance_back(x, &mut t.g, gbar, xbar, grads);
