@@ -98,6 +98,14 @@ impl WindowPlan {
     }
 }
 
+/// What a training batch is cut into.
+enum BatchKind<'a> {
+    /// Windows solved in parallel (learned or measured starts).
+    Windows(WindowPlan),
+    /// Whole records run from the model's own initial state.
+    FreeRun(FreeRun<'a>),
+}
+
 /// What a training run returns.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Summary {
@@ -445,8 +453,9 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
     let started = Instant::now();
     let n = model.n_states();
     let lengths: Vec<usize> = data.train.iter().map(Trajectory::len).collect();
-    let free_run = match exp.train.window_start {
-        WindowStart::FreeRun => Some(FreeRun::new(
+    // What a batch is trained on: whole free-running records, or windows.
+    let objective = match exp.train.window_start {
+        WindowStart::FreeRun => BatchKind::FreeRun(FreeRun::new(
             model.free_run().ok_or_else(|| {
                 Error::Input(
                     "train.window_start = \"free_run\" is implemented for the memristor surrogates"
@@ -456,13 +465,9 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
             &exp.solver,
             &exp.loss,
         )?),
-        _ => None,
+        _ => BatchKind::Windows(WindowPlan::new(&lengths, exp.train.window).map_err(Error::Input)?),
     };
-    let plan = match free_run {
-        Some(_) => None,
-        None => Some(WindowPlan::new(&lengths, exp.train.window).map_err(Error::Input)?),
-    };
-    let learned = free_run.is_none()
+    let learned = matches!(objective, BatchKind::Windows(_))
         && (exp.train.window_start == WindowStart::Learned || !model.states_observed());
     let defs = model.params();
     let mut shapes: Vec<[usize; 2]> = defs.iter().map(|d| d.shape).collect();
@@ -497,7 +502,7 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
             }
         }
     }
-    if let (true, Some(plan)) = (learned, &plan) {
+    if let (true, BatchKind::Windows(plan)) = (learned, &objective) {
         shapes.push([plan.total(), n]);
         names.push("window_starts".into());
         values.push(simulated_starts(model, &values, exp, data, plan)?);
@@ -576,15 +581,15 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
         let (mut loss_sum, mut norm_sum) = (0.0, 0.0);
         let mut term_sums = [0.0f64; 4];
         for chunk in perm.chunks(bs) {
-            let (value, terms, mut g) = match (&free_run, &plan) {
-                (Some(fr), _) => {
+            let (value, terms, mut g) = match &objective {
+                BatchKind::FreeRun(fr) => {
                     let trajs: Vec<&Trajectory> = chunk.iter().map(|&i| &data.train[i]).collect();
                     let vars: Vec<&[Vec<f64>; 3]> = chunk.iter().map(|&i| &variances[i]).collect();
                     let e = fr.evaluate(&download(&params), &trajs, &vars)?;
                     let g = upload::<B::InnerBackend>(&e.grads, &shapes, device);
                     (e.loss, e.terms, g)
                 }
-                (None, Some(plan)) => {
+                BatchKind::Windows(plan) => {
                     let (leaf, ad) = Leaf::<B>::new(&params);
                     let (loss, terms) = batch_objective(
                         model,
@@ -604,9 +609,6 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
                         Vec::new()
                     };
                     (value, terms, g)
-                }
-                (None, None) => {
-                    return Err(Error::Train("no windows were planned for this run".into()))
                 }
             };
             term_sums[0] += terms.base;
