@@ -125,6 +125,10 @@ pub struct TrainMemristorArgs {
     /// iteration).
     #[arg(long, default_value_t = 30_000)]
     pub init_iterations: usize,
+    /// Starts fitted to the compact model from as many seeds, in parallel; training goes on
+    /// from the one whose free run scores the lowest L_b on the training records.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub init_candidates: usize,
     /// Shared settings.
     #[command(flatten)]
     pub common: TrainCommon,

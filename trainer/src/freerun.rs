@@ -990,9 +990,9 @@ fn fit_net(
 /// A compact model as a start for a surrogate: its rate `dx/dt (x, v)` and memductance `G(x)`.
 pub struct CompactStart<'a> {
     /// `dx/dt` at state `x` and memristor voltage `v`.
-    pub rate: &'a dyn Fn(f64, f64) -> f64,
+    pub rate: &'a (dyn Fn(f64, f64) -> f64 + Sync),
     /// `G(x)`, siemens.
-    pub memductance: &'a dyn Fn(f64) -> f64,
+    pub memductance: &'a (dyn Fn(f64) -> f64 + Sync),
     /// Its time constant, s: DualNN's extra latent states start decaying at a tenth of its rate.
     pub tau: f64,
     /// Largest memristor voltage to fit over, V.

@@ -347,6 +347,8 @@ mod memristor {
             &f.fit.join("fit.json"),
             &"--init-iterations",
             &"3000",
+            &"--init-candidates",
+            &"3",
             &"--window-start",
             &"free-run",
             &"--lr",
@@ -359,7 +361,26 @@ mod memristor {
             &run,
             &"--quiet",
         ]);
-        assert!(out.contains("state net fitted to mms"), "{out}");
+        // Three starts scored on the training records; training goes on from the best.
+        let score = |line: &str| {
+            line.rsplit("training L_b ")
+                .next()
+                .and_then(|s| s.split_whitespace().next())
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no score in {line:?}"))
+        };
+        let starts: Vec<f64> = out
+            .lines()
+            .filter(|l| l.contains("start seed"))
+            .map(score)
+            .collect();
+        let chosen = out
+            .lines()
+            .find(|l| l.contains("nets fitted to mms") && l.contains("best of 3 starts"))
+            .map(score)
+            .unwrap_or_else(|| panic!("{out}"));
+        assert_eq!(starts.len(), 3, "{out}");
+        assert_eq!(chosen, starts.iter().copied().fold(f64::INFINITY, f64::min));
         let init = read_json(&run.join("init.json"));
         let value = |name: &str| {
             init["params"]

@@ -10,7 +10,7 @@ use crate::cli::{MemristorModelArg, PresetArg, TrainMemristorArgs};
 use crate::commands::train::{apply_overrides, dispatch, report, JobFile};
 use crate::config::{Experiment, WindowStart};
 use crate::data::{Dataset, Trajectory};
-use crate::freerun::{fit_to_compact, CompactStart};
+use crate::freerun::{fit_to_compact, CompactStart, FreeRun};
 use crate::loss::LossConfig;
 use crate::memristor::baseline::FitReport;
 use crate::memristor::{MemristorDataset, MemristorTrajectory};
@@ -222,14 +222,24 @@ const INIT_FILE: &str = "init.json";
 /// Surrogate parameters from a fitted compact model: its resistances (SingleNN, iterator) and
 /// initial state go into the model, its rate and memductance into the nets (see
 /// [`fit_to_compact`]).
+///
+/// The fit of a net to a rate is sensitive to its random start and sample points, and a small
+/// error in a near-zero rate is integrated over a whole slow record, so a start is fitted from
+/// `--init-candidates` seeds and the one whose free run scores the lowest L_b on the training records
+/// (`train`, as training sees them) is kept. On the full synthetic set the four starts of one
+/// run scored 9.2e-3 to 1.2e-2, and single starts had ended at validation L_b 5.9e-3 and
+/// 1.6e-2 after the same fine-tuning.
 fn from_baseline(
     model: &mut Memristor,
     fit: &Path,
     ds: &MemristorDataset,
-    seed: u64,
-    iterations: usize,
+    exp: &Experiment,
+    train: &[Trajectory],
+    args: &TrainMemristorArgs,
     out: &mut dyn Write,
 ) -> Result<Checkpoint, Error> {
+    let (candidates, iterations) = (args.init_candidates, args.init_iterations);
+    let seed = exp.train.seed;
     let report = FitReport::load(fit)?;
     let cm = report.compact_model().clone();
     let n = model.n_states();
@@ -243,32 +253,107 @@ fn from_baseline(
         .iter()
         .flat_map(|t| t.v.iter())
         .fold(0.0f32, |m, v| m.max(v.abs()));
-    let mut values = model.init(&mut Rng::new(seed));
     let started = std::time::Instant::now();
     let rate = |x: f64, v: f64| cm.rate(x, v).0;
     let memductance = |x: f64| cm.memductance(x).0;
-    let (rel_f, rel_g) = fit_to_compact(
-        model,
-        &mut values,
-        &CompactStart {
-            rate: &rate,
-            memductance: &memductance,
-            tau: cm.tau,
-            v_max: f64::from(v_max) * 1.1,
-        },
-        iterations,
-        seed,
-    )?;
-    let g_part = if model.g.is_some() {
-        format!(", G net to its memductance {rel_g:.2e}")
+    let start = CompactStart {
+        rate: &rate,
+        memductance: &memductance,
+        tau: cm.tau,
+        v_max: f64::from(v_max) * 1.1,
+    };
+    // The first candidate is the run's seed; the others are spread so that runs with
+    // neighbouring seeds draw disjoint candidates.
+    let seeds: Vec<u64> = (0..candidates.max(1) as u64)
+        .map(|k| seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(seeds.len());
+    let model_ref = &*model;
+    let fitted: Vec<Result<(u64, Vec<Vec<f32>>, f64, f64), Error>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|w| {
+                let seeds = &seeds;
+                let start = &start;
+                sc.spawn(move || {
+                    seeds
+                        .iter()
+                        .skip(w)
+                        .step_by(threads)
+                        .map(|&s| {
+                            let mut values = model_ref.init(&mut Rng::new(s));
+                            let (rel_f, rel_g) =
+                                fit_to_compact(model_ref, &mut values, start, iterations, s)?;
+                            Ok((s, values, rel_f, rel_g))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a start-fitting thread panicked"))
+            .collect()
+    });
+    // Each candidate's free run over the training records, as the first epoch will see it.
+    // A solver free-run training cannot differentiate (implicit, adaptive) still trains from
+    // the start; its candidates are then ranked by how well their nets fit.
+    let free_run = FreeRun::new(model, &exp.solver, &exp.loss).ok();
+    let trajs: Vec<&Trajectory> = train.iter().collect();
+    let variances: Vec<[Vec<f64>; 3]> = train
+        .iter()
+        .map(|t| [0, 1, 2].map(|o| t.derivative_variances_over(o, exp.loss.derivative_stride)))
+        .collect();
+    let vars: Vec<&[Vec<f64>; 3]> = variances.iter().collect();
+    let g_part = |rel_g: f64| {
+        if model.g.is_some() {
+            format!(", G net {rel_g:.2e}")
+        } else {
+            String::new()
+        }
+    };
+    let what = if free_run.is_some() {
+        "training L_b"
     } else {
-        String::new()
+        "fit error"
+    };
+    let mut best: Option<(f64, Vec<Vec<f32>>)> = None;
+    let mut last_err = None;
+    for r in fitted {
+        let (s, values, rel_f, rel_g) = match r {
+            Ok(c) => c,
+            Err(e) => {
+                last_err = Some(e);
+                continue;
+            }
+        };
+        let score = match &free_run {
+            Some(fr) => match fr.evaluate(&values, &trajs, &vars) {
+                Ok(e) if e.terms.base.is_finite() => e.terms.base,
+                _ => f64::INFINITY,
+            },
+            None => rel_f + rel_g,
+        };
+        writeln!(
+            out,
+            "  start seed {s}: state net relative RMS error {rel_f:.2e}{}, {what} {score:.3e}",
+            g_part(rel_g)
+        )
+        .map_err(|e| Error::Input(format!("stdout: {e}")))?;
+        if best.as_ref().is_none_or(|(b, _)| score < *b) {
+            best = Some((score, values));
+        }
+    }
+    let Some((score, values)) = best else {
+        return Err(last_err.unwrap_or_else(|| Error::Train("no start was fitted".into())));
     };
     writeln!(
         out,
-        "state net fitted to {} from {}: relative RMS error {rel_f:.2e}{g_part} ({:.1} s)",
+        "nets fitted to {} from {}: best of {} starts, {what} {score:.3e} ({:.1} s)",
         cm.kind.as_str(),
         fit.display(),
+        seeds.len(),
         started.elapsed().as_secs_f64()
     )
     .map_err(|e| Error::Input(format!("stdout: {e}")))?;
@@ -293,6 +378,33 @@ fn from_baseline(
     })
 }
 
+/// Cuts each training record to its warm-up and the first `train_periods` periods after it
+/// (`--train-periods`; all of it when `None`).
+fn keep_periods(
+    data: &mut Dataset,
+    ds: &MemristorDataset,
+    warmup_periods: f64,
+    train_periods: Option<f64>,
+) -> Result<(), Error> {
+    let Some(p) = train_periods else {
+        return Ok(());
+    };
+    if p.is_nan() || p <= 0.0 {
+        return Err(Error::Input(format!(
+            "--train-periods {p}: give a positive number of periods"
+        )));
+    }
+    for (t, m) in data.train.iter_mut().zip(ds.train()) {
+        let keep = ((warmup_periods + p) * m.samples_per_period()).round() as usize;
+        let keep = keep.clamp(2, t.len());
+        t.drive.truncate(keep);
+        for c in &mut t.channels {
+            c.truncate(keep);
+        }
+    }
+    Ok(())
+}
+
 /// `odeflash train memristor`.
 pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> {
     let c = &args.common;
@@ -304,7 +416,8 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
         }
         (exp, JobFile::read(dir.path())?, dir)
     } else {
-        let (ds, _) = dataset(&args.data, args.warmup_periods)?;
+        let (ds, mut data) = dataset(&args.data, args.warmup_periods)?;
+        keep_periods(&mut data, &ds, args.warmup_periods, args.train_periods)?;
         let (mut exp, mut model) = preset(args.model, args.preset, &ds)?;
         if let Some(p) = &c.config {
             // An experiment file replaces the preset's settings wholesale.
@@ -324,14 +437,7 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
                 exp.train.init_from = Some(path.clone());
                 Some((
                     path,
-                    from_baseline(
-                        &mut model,
-                        fit,
-                        &ds,
-                        exp.train.seed,
-                        args.init_iterations,
-                        out,
-                    )?,
+                    from_baseline(&mut model, fit, &ds, &exp, &data.train, args, out)?,
                 ))
             }
             None => None,
@@ -364,21 +470,7 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
         )));
     };
     let (ds, mut data) = dataset(data_dir, *warmup_periods)?;
-    if let Some(p) = *train_periods {
-        if p.is_nan() || p <= 0.0 {
-            return Err(Error::Input(format!(
-                "--train-periods {p}: give a positive number of periods"
-            )));
-        }
-        for (t, m) in data.train.iter_mut().zip(ds.train()) {
-            let keep = ((*warmup_periods + p) * m.samples_per_period()).round() as usize;
-            let keep = keep.clamp(2, t.len());
-            t.drive.truncate(keep);
-            for c in &mut t.channels {
-                c.truncate(keep);
-            }
-        }
-    }
+    keep_periods(&mut data, &ds, *warmup_periods, *train_periods)?;
     let interrupt = Interrupt::install()?;
     let batches = data.train.len().div_ceil(exp.train.batch_size.max(1)) as u64;
     let progress = Progress::new(exp.train.epochs, batches, c.quiet);
