@@ -158,6 +158,10 @@ pub struct TrainCommon {
     /// Global gradient-norm clipping (0: none).
     #[arg(long)]
     pub clip_norm: Option<f64>,
+    /// Validate and keep an exponential moving average of the parameters with this decay per
+    /// step (e.g. 0.9; 0: none), instead of the last step's parameters.
+    #[arg(long, value_name = "DECAY")]
+    pub average: Option<f64>,
     /// Epochs.
     #[arg(long)]
     pub epochs: Option<u64>,

@@ -521,6 +521,7 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
     let mut epoch0 = 0u64;
     let mut global_step = 0u64;
     let mut best: Option<f64> = None;
+    let mut saved_average = None;
     if job.dir.is_resumed() {
         let ck = job.dir.load_checkpoint()?;
         if ck.config_hash != hash {
@@ -561,7 +562,17 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
         epoch0 = ck.epoch;
         global_step = ck.global_step;
         best = ck.best_val_loss;
+        saved_average = ck.optimizer.get("average").cloned();
     }
+    // The moving average of the parameters (`train.average`), carried through checkpoints.
+    let mut average: Option<Vec<Vec<f32>>> = match (exp.train.average, saved_average) {
+        (None, _) => None,
+        (Some(_), Some(v)) if !v.is_null() => Some(
+            serde_json::from_value(v)
+                .map_err(|e| Error::Input(format!("checkpoint parameter average: {e}")))?,
+        ),
+        (Some(_), _) => Some(values.clone()),
+    };
     let mut params: Vec<Tensor<B::InnerBackend, 2>> = upload(&values, &shapes, device);
     let mut metrics = job.dir.metrics(epoch0)?;
 
@@ -627,6 +638,9 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
             };
             if norm.is_finite() {
                 opt.step(lr, &mut params, &g);
+                if let (Some(decay), Some(avg)) = (exp.train.average, average.as_mut()) {
+                    blend(avg, &download(&params), decay);
+                }
             }
             global_step += 1;
             loss_sum += value;
@@ -641,9 +655,11 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
             break;
         }
         values = download(&params);
+        // What is validated and kept: the parameters, or their average.
+        let kept = average.as_ref().unwrap_or(&values);
         // A model that blows up on a validation record scores infinity and training goes on
         // (the free run's gradients usually pull it back); the best epoch stays the best.
-        let val_loss = match validation_loss(model, &values, exp, data) {
+        let val_loss = match validation_loss(model, kept, exp, data) {
             Err(Error::Diverged(_)) => f64::INFINITY,
             other => other?,
         };
@@ -663,10 +679,13 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
             .with("seconds", t_epoch.elapsed().as_secs_f64());
         metrics.append(record)?;
         // The optimizer's own state, and the learning rate it runs at (the scheduler's output).
-        let opt_state = serde_json::json!({
+        let mut opt_state = serde_json::json!({
             "state": serde_json::to_value(opt.state()).map_err(Error::Serialize)?,
             "lr": lr,
         });
+        if let Some(avg) = &average {
+            opt_state["average"] = serde_json::to_value(avg).map_err(Error::Serialize)?;
+        }
         let mut ck = Checkpoint {
             epoch: epoch + 1,
             global_step,
@@ -691,6 +710,13 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
         let improved = ck.observe_val_loss(val_loss);
         best = ck.best_val_loss;
         ck.save(job.dir.path())?;
+        // The checkpoint resumes from the parameters; snapshots and the best hold what was
+        // validated.
+        if let Some(avg) = &average {
+            for (p, v) in ck.params.iter_mut().zip(avg) {
+                p.values.clone_from(v);
+            }
+        }
         if exp.train.is_snapshot_epoch(epoch + 1) {
             job.dir.save_snapshot(&ck)?;
         }
@@ -711,6 +737,16 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
         interrupted,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// `avg <- decay avg + (1 - decay) x`, elementwise.
+fn blend(avg: &mut [Vec<f32>], x: &[Vec<f32>], decay: f64) {
+    let d = decay as f32;
+    for (a, x) in avg.iter_mut().zip(x) {
+        for (a, &x) in a.iter_mut().zip(x) {
+            *a = d * *a + (1.0 - d) * x;
+        }
+    }
 }
 
 /// Validation loss: every validation trajectory simulated whole by the runtime (the deployed

@@ -216,3 +216,57 @@ fn run_directories_are_protected() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("checkpoint"), "{err}");
 }
+
+/// `--average`: what a run keeps (`best.json`, snapshots) is the moving average of the
+/// parameters, `decay * before + (1 - decay) * after` for one step, while the checkpoint holds
+/// the parameters themselves; the average goes through a checkpoint, so a run resumed part way
+/// keeps exactly what an uninterrupted one keeps.
+#[test]
+fn parameter_average_is_kept_and_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Four records, batch 8: one step per epoch.
+    let data = oscillator_data(tmp.path(), 4);
+    let start = tmp.path().join("start");
+    ok(odeflash()
+        .args(train_args(&data, &start, 2))
+        .output()
+        .unwrap());
+    let run = |name: &str, epochs: u64, resume: bool| {
+        let dir = tmp.path().join(name);
+        let mut args = train_args(&data, &dir, epochs);
+        args.extend(["--average".into(), "0.75".into(), "--init-from".into()]);
+        args.push(start.join("checkpoint.json").display().to_string());
+        if resume {
+            args.push("--resume".into());
+        }
+        ok(odeflash().args(&args).output().unwrap());
+        dir
+    };
+    let one = run("one", 1, false);
+    let (before, after, kept) = (
+        params(&start, "checkpoint.json"),
+        params(&one, "checkpoint.json"),
+        params(&one, "best.json"),
+    );
+    assert_ne!(before, after);
+    for ((b, a), k) in before.iter().zip(&after).zip(&kept) {
+        for ((b, a), k) in b.iter().zip(a).zip(k) {
+            let want = 0.75 * b + 0.25 * a;
+            assert!(
+                (k - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                "{k} vs {want}"
+            );
+        }
+    }
+
+    let straight = run("straight", 4, false);
+    run("resumed", 2, false);
+    let resumed = run("resumed", 4, true);
+    for file in ["checkpoint.json", "snapshots/epoch_000004.json"] {
+        assert_eq!(params(&resumed, file), params(&straight, file), "{file}");
+    }
+    assert_ne!(
+        params(&straight, "checkpoint.json"),
+        params(&straight, "snapshots/epoch_000004.json")
+    );
+}

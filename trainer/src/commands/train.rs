@@ -80,6 +80,9 @@ pub fn apply_overrides(exp: &mut Experiment, c: &TrainCommon) {
     if let Some(v) = c.clip_norm {
         exp.train.clip_norm = (v > 0.0).then_some(v);
     }
+    if let Some(v) = c.average {
+        exp.train.average = (v > 0.0).then_some(v);
+    }
     if let Some(v) = c.window_start {
         exp.train.window_start = v;
     }
