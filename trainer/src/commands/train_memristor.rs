@@ -219,6 +219,15 @@ pub fn resistance_range(train: &[&MemristorTrajectory], bounds: &Bounds) -> [f64
 /// Where `--init-baseline` writes the parameters a run starts from.
 const INIT_FILE: &str = "init.json";
 
+/// One start fitted to a compact model: its seed, parameters, and the relative RMS errors of
+/// its state net and G net.
+struct Candidate {
+    seed: u64,
+    values: Vec<Vec<f32>>,
+    rel_f: f64,
+    rel_g: f64,
+}
+
 /// Surrogate parameters from a fitted compact model: its resistances (SingleNN, iterator) and
 /// initial state go into the model, its rate and memductance into the nets (see
 /// [`fit_to_compact`]).
@@ -271,7 +280,7 @@ fn from_baseline(
         .map_or(1, usize::from)
         .min(seeds.len());
     let model_ref = &*model;
-    let fitted: Vec<Result<(u64, Vec<Vec<f32>>, f64, f64), Error>> = std::thread::scope(|sc| {
+    let fitted: Vec<Result<Candidate, Error>> = std::thread::scope(|sc| {
         let handles: Vec<_> = (0..threads)
             .map(|w| {
                 let seeds = &seeds;
@@ -285,7 +294,12 @@ fn from_baseline(
                             let mut values = model_ref.init(&mut Rng::new(s));
                             let (rel_f, rel_g) =
                                 fit_to_compact(model_ref, &mut values, start, iterations, s)?;
-                            Ok((s, values, rel_f, rel_g))
+                            Ok(Candidate {
+                                seed: s,
+                                values,
+                                rel_f,
+                                rel_g,
+                            })
                         })
                         .collect::<Vec<_>>()
                 })
@@ -321,7 +335,12 @@ fn from_baseline(
     let mut best: Option<(f64, Vec<Vec<f32>>)> = None;
     let mut last_err = None;
     for r in fitted {
-        let (s, values, rel_f, rel_g) = match r {
+        let Candidate {
+            seed: s,
+            values,
+            rel_f,
+            rel_g,
+        } = match r {
             Ok(c) => c,
             Err(e) => {
                 last_err = Some(e);
