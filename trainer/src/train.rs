@@ -573,6 +573,14 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
         ),
         (Some(_), _) => Some(values.clone()),
     };
+    if let Some(avg) = &average {
+        if avg.len() != values.len() || avg.iter().zip(&values).any(|(a, v)| a.len() != v.len()) {
+            return Err(Error::Input(format!(
+                "{}: its parameter average does not match the model",
+                job.dir.checkpoint_path().display()
+            )));
+        }
+    }
     let mut params: Vec<Tensor<B::InnerBackend, 2>> = upload(&values, &shapes, device);
     let mut metrics = job.dir.metrics(epoch0)?;
 

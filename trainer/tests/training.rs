@@ -269,4 +269,22 @@ fn parameter_average_is_kept_and_resumes_exactly() {
         params(&straight, "checkpoint.json"),
         params(&straight, "snapshots/epoch_000004.json")
     );
+
+    // A checkpoint whose average lost a tensor is refused on resume, naming the file.
+    let ck_path = one.join("checkpoint.json");
+    let mut ck: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ck_path).unwrap()).unwrap();
+    ck["optimizer"]["average"].as_array_mut().unwrap().pop();
+    std::fs::write(&ck_path, ck.to_string()).unwrap();
+    let mut args = train_args(&data, &one, 2);
+    args.extend(["--average".into(), "0.75".into(), "--init-from".into()]);
+    args.push(start.join("checkpoint.json").display().to_string());
+    args.push("--resume".into());
+    let out = odeflash().args(&args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("checkpoint.json") && err.contains("parameter average"),
+        "{err}"
+    );
 }
