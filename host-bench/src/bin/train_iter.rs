@@ -12,9 +12,16 @@
 //! - `win100/s5`: windows of 100 with solver steps of 5 samples (Hermite output),
 //! - (full run) SingleNN windows of 50 and 200;
 //!
-//! each with the trainer's parameter leaves (`trainer`) and with all parameters as slices of one
-//! tracked leaf (`1leaf`, a diagnostic variant: see `Bench::leaves` for why it matters). Cases
-//! slower than `--case-budget` seconds stop after one timed iteration (column `n`).
+//! each with all parameters as slices of one tracked leaf (`1leaf`, what the trainer does) and
+//! with every parameter its own leaf (`each`, the trainer's earlier code, kept as a diagnostic:
+//! see `Bench::leaves` for why it matters); and
+//! - `free1000`: `--window-start free-run`, the whole record run from the model's initial state
+//!   with the hand-written reverse pass of `trainer/src/freerun.rs` (f64, one thread per record
+//!   up to the cores). This is the mode the memristor results are trained in, and the one that
+//!   does what the Diffrax peer does (backpropagation through an RK4 solve of the whole period).
+//!   Its forward and reverse passes are one call, timed as `forward`.
+//!
+//! Cases slower than `--case-budget` seconds stop after one timed iteration (column `n`).
 //!
 //! Then peak memory (VmHWM) of one SingleNN iteration on a 10^5-sample trajectory in windows of
 //! 100, and of the whole trajectory unrolled, run at 2500 and 10^4 samples and extrapolated; each
@@ -23,7 +30,8 @@
 //!
 //! Usage: `train_iter [--iters N] [--quick] [--json] [--optimizer adabelief|adamw]
 //! [--skip-memory] [--only SUBSTRING] [--case NET:BATCH:SAMPLES:WINDOW:STRIDE[:1leaf]]...
-//! [--case-budget SECONDS]`. Unrolls with the trainer's leaves (minutes per iteration) run only
+//! (WINDOW `free` for the free run)
+//! [--case-budget SECONDS]`. Unrolls with a leaf per parameter (minutes per iteration) run only
 //! with `--all`. `--quick`: 2 iterations, no window sweep, memory at 10^4 samples (unrolls of
 //! 1000 and 2000 samples).
 
@@ -37,12 +45,13 @@ use burn::tensor::{
 use odeflash_runtime::spec::Quant;
 use odeflash_runtime::Activation::{Gelu, Identity, Relu, Sigmoid, Silu};
 use odeflash_trainer::backend::CpuAd;
-use odeflash_trainer::config::Experiment;
+use odeflash_trainer::config::{Experiment, WindowStart};
 use odeflash_trainer::data::Trajectory;
+use odeflash_trainer::freerun::FreeRun;
 use odeflash_trainer::leaf::Leaf;
 use odeflash_trainer::loss::LossConfig;
 use odeflash_trainer::model::TrainModel;
-use odeflash_trainer::nn::{upload, MlpDef};
+use odeflash_trainer::nn::{download, upload, MlpDef};
 use odeflash_trainer::optim::{
     clip_global_norm, AdaBeliefConfig, AdamWConfig, Optimizer, OptimizerConfig,
 };
@@ -163,6 +172,8 @@ struct Case {
     stride: usize,
     /// Diagnostic variant: all parameters as slices of one tracked leaf (see [`Bench::leaves`]).
     one_leaf: bool,
+    /// Whole records from the initial state, through [`FreeRun`] (`window` is then 0).
+    free_run: bool,
 }
 
 impl Case {
@@ -178,15 +189,19 @@ impl Case {
     }
 
     fn leaves(&self) -> &'static str {
-        if self.one_leaf {
+        if self.free_run {
+            "f64"
+        } else if self.one_leaf {
             "1leaf"
         } else {
-            "trainer"
+            "each"
         }
     }
 
     fn mode(&self) -> String {
-        let w = if self.window == 0 {
+        let w = if self.free_run {
+            format!("free{}", self.samples)
+        } else if self.window == 0 {
             format!("unroll{}", self.samples)
         } else {
             format!("win{}", self.window)
@@ -252,6 +267,7 @@ struct Bench {
     params: Vec<Tensor<Inner, 2>>,
     opt: Box<dyn Optimizer<Inner>>,
     one_leaf: bool,
+    free_run: bool,
     device: burn::tensor::Device<Ad>,
 }
 
@@ -262,6 +278,10 @@ impl Bench {
         exp.solver.stride = case.stride;
         exp.loss = LossConfig::paper();
         exp.train.window = case.window;
+        if case.free_run {
+            exp.train.window = 0;
+            exp.train.window_start = WindowStart::FreeRun;
+        }
         exp.train.batch_size = case.batch;
         exp.optimizer = optimizer.clone();
         exp.validate().map_err(|e| e.to_string())?;
@@ -275,8 +295,10 @@ impl Bench {
         let defs = model.params();
         let mut shapes: Vec<[usize; 2]> = defs.iter().map(|d| d.shape).collect();
         let mut values = model.init(&mut Rng::new(exp.train.seed));
-        shapes.push([plan.total(), n]);
-        values.push(simulated_starts(&model, &values, &exp, &trajs, &plan)?);
+        if !case.free_run {
+            shapes.push([plan.total(), n]);
+            values.push(simulated_starts(&model, &values, &exp, &trajs, &plan)?);
+        }
         let params = upload::<Inner>(&values, &shapes, &device);
         let opt = exp.optimizer.try_build().map_err(|e| e.to_string())?;
         let variances = trajs
@@ -292,6 +314,7 @@ impl Bench {
             params,
             opt,
             one_leaf: case.one_leaf,
+            free_run: case.free_run,
             device,
         })
     }
@@ -312,9 +335,10 @@ impl Bench {
         }
     }
 
-    /// The autodiff parameters of one iteration. The trainer makes each parameter its own tracked
-    /// leaf (`Tensor::from_inner(p).require_grad()`). With `one_leaf` (diagnostic, not the
-    /// trainer's code) they are slices of one tracked leaf holding all of them, returned too.
+    /// The autodiff parameters of one iteration. With `one_leaf` (what the trainer does,
+    /// [`Leaf`]) they are slices of one tracked leaf holding all of them, returned too; without,
+    /// each parameter is its own tracked leaf (`Tensor::from_inner(p).require_grad()`), as the
+    /// trainer had it first.
     ///
     /// Why it matters: burn-autodiff 0.21 starts a graph at every tracked leaf and merges graphs
     /// when an op joins them (`GraphLocator::merge`). A merge re-points the merged graph's nodes
@@ -338,6 +362,9 @@ impl Bench {
 
     /// One iteration: the body of `train::train`'s batch loop, for the batch of all trajectories.
     fn iteration(&mut self) -> Result<Phases, String> {
+        if self.free_run {
+            return self.free_run_iteration();
+        }
         let t0 = Instant::now();
         let (model, exp, device) = (&self.model, &self.exp, &self.device);
         let (plan, data) = (&self.plan, &self.trajs);
@@ -382,6 +409,39 @@ impl Bench {
             forward,
             backward,
             step: total - forward - backward,
+        })
+    }
+}
+
+impl Bench {
+    /// The free-run branch of `train::train`'s batch loop: parameters down to the host, the
+    /// whole-record objective and its gradient, gradients back up, clipping and the step.
+    fn free_run_iteration(&mut self) -> Result<Phases, String> {
+        let t0 = Instant::now();
+        let exp = &self.exp;
+        let fr = FreeRun::new(&self.model, &exp.solver, &exp.loss).map_err(|e| e.to_string())?;
+        let trajs: Vec<&Trajectory> = self.trajs.iter().collect();
+        let vars: Vec<&[Vec<f64>; 3]> = self.variances.iter().collect();
+        let e = fr
+            .evaluate(&download(&self.params), &trajs, &vars)
+            .map_err(|e| e.to_string())?;
+        if !e.loss.is_finite() {
+            return Err(format!("the training loss became {}", e.loss));
+        }
+        let forward = t0.elapsed().as_secs_f64();
+        let shapes: Vec<[usize; 2]> = self.model.params().iter().map(|d| d.shape).collect();
+        let mut g = upload::<Inner>(&e.grads, &shapes, &self.device);
+        let norm = clip_global_norm(&mut g, exp.train.clip_norm.unwrap_or(f64::INFINITY));
+        if norm.is_finite() {
+            self.opt.step(exp.train.lr, &mut self.params, &g);
+        }
+        let _ = scalar(self.params[0].clone().slice([0..1, 0..1]).reshape([1]));
+        let total = t0.elapsed().as_secs_f64();
+        Ok(Phases {
+            loss: e.loss,
+            forward,
+            backward: 0.0,
+            step: total - forward,
         })
     }
 }
@@ -550,6 +610,7 @@ fn mem_child(
     samples: usize,
     window: usize,
     one_leaf: bool,
+    free_run: bool,
     opt: &OptimizerConfig,
 ) -> Result<(), String> {
     let case = Case {
@@ -559,6 +620,7 @@ fn mem_child(
         window,
         stride: 1,
         one_leaf,
+        free_run,
     };
     let mut bench = Bench::new(&case, opt)?;
     let (hwm0, rss0) = proc_memory();
@@ -584,7 +646,8 @@ struct Extrapolation {
 
 struct MemResult {
     net: Net,
-    one_leaf: bool,
+    /// `each`, `1leaf` or `f64` (the free run), as [`Case::leaves`].
+    leaves: &'static str,
     samples: usize,
     window: usize,
     rows: usize,
@@ -597,16 +660,31 @@ struct MemResult {
 }
 
 impl MemResult {
+    fn free_run(&self) -> bool {
+        self.leaves == "f64"
+    }
+
+    fn mode(&self) -> String {
+        if self.free_run() {
+            "free".into()
+        } else if self.window == 0 {
+            "unroll".into()
+        } else {
+            format!("win{}", self.window)
+        }
+    }
+
     fn delta_mb(&self) -> f64 {
         self.hwm_kb.saturating_sub(self.rss_before_kb) as f64 / 1024.0
     }
 }
 
+/// One memory case in a child process; `leaves` as [`Case::leaves`].
 fn run_mem_case(
     net: Net,
     samples: usize,
     window: usize,
-    one_leaf: bool,
+    leaves: &'static str,
     opt_arg: &str,
 ) -> Result<MemResult, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
@@ -616,7 +694,7 @@ fn run_mem_case(
             net.arg(),
             &samples.to_string(),
             &window.to_string(),
-            if one_leaf { "1leaf" } else { "trainer" },
+            leaves,
             "--optimizer",
             opt_arg,
         ])
@@ -641,7 +719,7 @@ fn run_mem_case(
     };
     Ok(MemResult {
         net,
-        one_leaf,
+        leaves,
         samples,
         window,
         hwm_kb: num(0)? as u64,
@@ -661,7 +739,8 @@ struct Args {
     only: Option<String>,
     extra: Vec<Case>,
     optimizer: String,
-    mem_child: Option<(Net, usize, usize, bool)>,
+    /// Net, samples, window, one leaf, free run.
+    mem_child: Option<(Net, usize, usize, bool, bool)>,
     case_budget: f64,
 }
 
@@ -721,8 +800,10 @@ fn parse_args() -> Result<Args, String> {
                 let net = Net::parse(&net).ok_or(format!("--mem-child: unknown net `{net}`"))?;
                 let samples = count(it.next(), "--mem-child SAMPLES")?;
                 let window = count(it.next(), "--mem-child WINDOW")?;
-                let one_leaf = it.next().as_deref() == Some("1leaf");
-                args.mem_child = Some((net, samples, window, one_leaf));
+                let leaves = it.next();
+                let one_leaf = leaves.as_deref() == Some("1leaf");
+                let free_run = leaves.as_deref() == Some("f64");
+                args.mem_child = Some((net, samples, window, one_leaf, free_run));
             }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}` ({USAGE})")),
@@ -737,23 +818,31 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// `NET:BATCH:SAMPLES:WINDOW:STRIDE[:1leaf]`, e.g. `single:2:1000:0:1`.
+/// `NET:BATCH:SAMPLES:WINDOW:STRIDE[:1leaf]`, e.g. `single:2:1000:0:1`; WINDOW `free` for the
+/// free run (stride 1, no leaf variant).
 fn parse_case(v: &str) -> Result<Case, String> {
     let f: Vec<&str> = v.split(':').collect();
-    let bad = || format!("--case `{v}`: expected NET:BATCH:SAMPLES:WINDOW:STRIDE[:1leaf]");
+    let bad = || {
+        format!(
+            "--case `{v}`: expected NET:BATCH:SAMPLES:WINDOW:STRIDE[:1leaf] (WINDOW a count or \
+             `free`, which takes stride 1 and no `1leaf`)"
+        )
+    };
     if f.len() != 5 && !(f.len() == 6 && f[5] == "1leaf") {
         return Err(bad());
     }
     let n = |i: usize| f[i].parse::<usize>().map_err(|_| bad());
+    let free_run = f[3] == "free";
     let case = Case {
         net: Net::parse(f[0]).ok_or_else(bad)?,
         batch: n(1)?,
         samples: n(2)?,
-        window: n(3)?,
+        window: if free_run { 0 } else { n(3)? },
         stride: n(4)?,
         one_leaf: f.len() == 6,
+        free_run,
     };
-    if case.batch == 0 || case.stride == 0 {
+    if case.batch == 0 || case.stride == 0 || (free_run && (case.stride != 1 || case.one_leaf)) {
         return Err(bad());
     }
     Ok(case)
@@ -787,8 +876,8 @@ fn main() -> ExitCode {
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let opt = optimizer(&args.optimizer)?;
-    if let Some((net, samples, window, one_leaf)) = args.mem_child {
-        return mem_child(net, samples, window, one_leaf, &opt);
+    if let Some((net, samples, window, one_leaf, free_run)) = args.mem_child {
+        return mem_child(net, samples, window, one_leaf, free_run, &opt);
     }
 
     let mut cases = Vec::new();
@@ -803,9 +892,19 @@ fn run() -> Result<(), String> {
                         window,
                         stride,
                         one_leaf,
+                        free_run: false,
                     });
                 }
             }
+            cases.push(Case {
+                net,
+                batch,
+                samples: SAMPLES_PER_PERIOD,
+                window: 0,
+                stride: 1,
+                one_leaf: false,
+                free_run: true,
+            });
         }
     }
     if !args.quick {
@@ -819,6 +918,7 @@ fn run() -> Result<(), String> {
                         window,
                         stride: 1,
                         one_leaf,
+                        free_run: false,
                     });
                 }
             }
@@ -827,12 +927,12 @@ fn run() -> Result<(), String> {
     if let Some(only) = &args.only {
         cases.retain(|c| c.label().contains(only.as_str()));
     }
-    // Unrolls with the trainer's per-parameter leaves take minutes per iteration (graph merges,
+    // Unrolls with a leaf per parameter take minutes per iteration (graph merges,
     // see `Bench::leaves`; about 5 for SingleNN at batch 2): only with --all.
     let mut skipped = Vec::new();
     if !args.all {
         cases.retain(|c| {
-            let keep = c.one_leaf || c.window != 0;
+            let keep = c.one_leaf || c.window != 0 || c.free_run;
             if !keep {
                 skipped.push(c.label());
             }
@@ -862,25 +962,27 @@ fn run() -> Result<(), String> {
     };
     let mut mem = Vec::new();
     if !args.skip_memory {
-        // The trainer's per-parameter leaves make a long unroll's graph building superlinear
+        // A leaf per parameter makes a long unroll's graph building superlinear
         // (hours at 10^4 samples): the unrolls run with one leaf; the graph holds the same
-        // tensors either way.
-        let mut plan = vec![(long, 100, false), (long, 100, true)];
-        plan.extend(unrolls.iter().map(|&s| (s, 0, true)));
-        for (samples, window, one_leaf) in plan {
-            eprintln!(
-                "memory SingleNN {samples} samples, window {window}, one leaf {one_leaf} ..."
-            );
+        // tensors either way. The free run keeps states, not a graph: it runs the whole length.
+        let mut plan = vec![(long, 100, "each"), (long, 100, "1leaf")];
+        plan.extend(unrolls.iter().map(|&s| (s, 0, "1leaf")));
+        plan.push((long, 0, "f64"));
+        for (samples, window, leaves) in plan {
+            eprintln!("memory SingleNN {samples} samples, window {window}, leaves {leaves} ...");
             mem.push(run_mem_case(
                 Net::Single,
                 samples,
                 window,
-                one_leaf,
+                leaves,
                 &args.optimizer,
             )?);
         }
     }
-    let unrolled: Vec<&MemResult> = mem.iter().filter(|m| m.window == 0).collect();
+    let unrolled: Vec<&MemResult> = mem
+        .iter()
+        .filter(|m| m.window == 0 && !m.free_run())
+        .collect();
     let extrapolated = (unrolled.len() == 2).then(|| {
         let (a, b) = (unrolled[0], unrolled[1]);
         let ds = (b.samples - a.samples) as f64;
@@ -935,7 +1037,8 @@ fn print_table(r: &Report<'_>) {
     let [load_before, load_after] = &r.load;
     println!(
         "Training iteration (forward + backward + clip + {} step), CPU backend Autodiff<Flex>, \
-         RK4, paper loss, learned window starts; median of {} after 1 warm-up",
+         RK4, paper loss, learned window starts (free: whole records from the initial state, \
+         hand-written f64 reverse pass); median of {} after 1 warm-up",
         args.optimizer, args.iters
     );
     println!(
@@ -997,7 +1100,7 @@ fn print_table(r: &Report<'_>) {
     );
     if !r.skipped.is_empty() {
         println!(
-            "Not run (minutes per iteration with the trainer's leaves; --all runs them): {}",
+            "Not run (minutes per iteration with a leaf per parameter; --all runs them): {}",
             r.skipped.join(", ")
         );
     }
@@ -1021,12 +1124,8 @@ fn print_table(r: &Report<'_>) {
                 "{:<9} {:>8} {:<10} {:<7} {:>10} {:>12.1} {:>14.1} {:>14.1} {:>10.3}",
                 m.net.name(),
                 m.samples,
-                if m.window == 0 {
-                    "unroll".to_string()
-                } else {
-                    format!("win{}", m.window)
-                },
-                if m.one_leaf { "1leaf" } else { "trainer" },
+                m.mode(),
+                m.leaves,
                 format!("{}x{}", m.rows, m.len),
                 m.hwm_kb as f64 / 1024.0,
                 m.rss_before_kb as f64 / 1024.0,
@@ -1047,7 +1146,7 @@ fn print_table(r: &Report<'_>) {
             );
         }
         println!(
-            "The unrolls run with one leaf: with the trainer's per-parameter leaves a 10^4-sample \
+            "The unrolls run with one leaf: with a leaf per parameter a 10^4-sample \
              graph takes hours to build (see the timing table's unroll rows); the tensors held \
              are the same."
         );
@@ -1119,7 +1218,7 @@ fn print_json(r: &Report<'_>) {
                 "    {{\"model\": \"{}\", \"leaves\": \"{}\", \"samples\": {}, \"window\": {}, \"rows\": {}, \
                  \"len\": {}, \"vmhwm_kib\": {}, \"rss_before_kib\": {}, \"iter_s\": {}}}",
                 m.net.name(),
-                if m.one_leaf { "1leaf" } else { "trainer" },
+                m.leaves,
                 m.samples,
                 m.window,
                 m.rows,
