@@ -397,12 +397,7 @@ impl Bench {
                 .collect(),
             Some(leaf) => leaf.grads(&grads),
         };
-        let norm = clip_global_norm(&mut g, exp.train.clip_norm.unwrap_or(f64::INFINITY));
-        if norm.is_finite() {
-            self.opt.step(exp.train.lr, &mut self.params, &g);
-        }
-        // The step is lazy on some backends: read one parameter back to make it happen here.
-        let _ = scalar(self.params[0].clone().slice([0..1, 0..1]).reshape([1]));
+        self.apply(&mut g);
         let total = t0.elapsed().as_secs_f64();
         Ok(Phases {
             loss: value,
@@ -431,11 +426,7 @@ impl Bench {
         let forward = t0.elapsed().as_secs_f64();
         let shapes: Vec<[usize; 2]> = self.model.params().iter().map(|d| d.shape).collect();
         let mut g = upload::<Inner>(&e.grads, &shapes, &self.device);
-        let norm = clip_global_norm(&mut g, exp.train.clip_norm.unwrap_or(f64::INFINITY));
-        if norm.is_finite() {
-            self.opt.step(exp.train.lr, &mut self.params, &g);
-        }
-        let _ = scalar(self.params[0].clone().slice([0..1, 0..1]).reshape([1]));
+        self.apply(&mut g);
         let total = t0.elapsed().as_secs_f64();
         Ok(Phases {
             loss: e.loss,
@@ -443,6 +434,17 @@ impl Bench {
             backward: 0.0,
             step: total - forward,
         })
+    }
+
+    /// Clipping and the optimizer step, as the trainer does them.
+    fn apply(&mut self, g: &mut [Tensor<Inner, 2>]) {
+        let exp = &self.exp;
+        let norm = clip_global_norm(g, exp.train.clip_norm.unwrap_or(f64::INFINITY));
+        if norm.is_finite() {
+            self.opt.step(exp.train.lr, &mut self.params, g);
+        }
+        // The step is lazy on some backends: read one parameter back to make it happen here.
+        let _ = scalar(self.params[0].clone().slice([0..1, 0..1]).reshape([1]));
     }
 }
 
