@@ -1,11 +1,15 @@
 //! Trains neural-ODE surrogates and exports them to the odeflash runtime format.
 //!
-//! For now this crate holds the `odeflash` command line, which works on model files and the
-//! runtime only:
-//! - `odeflash inspect MODEL [--json]`: what a model file holds and what running it costs,
-//! - `odeflash import SPEC.json --out MODEL`: encodes an edited or exported model spec,
-//! - `odeflash simulate --model MODEL --stimulus CSV --out CSV`: runs a model on recorded drives.
-//! - `odeflash solve --problem hires --out CSV`: reference solutions of stiff test problems.
+//! The `odeflash` command line (`cli`, `commands`) covers the whole path from data to device:
+//! - data: `data synth-memristor` / `synth-oscillator` generate data sets; `memristor::data`
+//!   reads rig measurements (`manifest.toml` and CSV files);
+//! - training: `train ode|memristor` (`train`, with the differentiable solvers of `solve`,
+//!   `implicit` and `stiff`, the whole-record reverse pass of `freerun`, and `optim`),
+//!   `stiff-train` and `stiff-experiment` for paper 002's Π-nets (`poly`);
+//! - baselines and scoring: `baseline mms|gmms`, `eval` (`memristor`);
+//! - the model file: `export`, `inspect`, `import`, `simulate`, all through the runtime crate,
+//!   which owns the format; `device-check` runs a model in the QEMU firmware example;
+//! - references: `solve` (paper 002's stiff problems in f64).
 
 pub mod backend;
 pub mod cli;
