@@ -319,7 +319,15 @@ struct NetTape {
     bar: [Vec<f64>; 2],
 }
 
-impl Net<'_> {
+impl<'a> Net<'a> {
+    fn new(def: &'a MlpDef, p: &'a [Vec<f64>]) -> Self {
+        Net {
+            def,
+            p,
+            k: dense::kernels(),
+        }
+    }
+
     fn tape(&self) -> NetTape {
         let widths: Vec<usize> = self.def.layers.iter().map(|l| l.0).collect();
         let widest = widths
@@ -422,16 +430,10 @@ impl<'a> Field<'a> {
         };
         Field {
             m,
-            f: Net {
-                def: &m.f,
-                p: &p[..nf],
-                k: dense::kernels(),
-            },
-            g: m.g.as_ref().map(|def| Net {
-                def,
-                p: &p[nf..nf + def.n_params()],
-                k: dense::kernels(),
-            }),
+            f: Net::new(&m.f, &p[..nf]),
+            g: m.g
+                .as_ref()
+                .map(|def| Net::new(def, &p[nf..nf + def.n_params()])),
             r_on,
             r_off,
             rs,
@@ -1167,11 +1169,7 @@ fn fit_net(
     for it in 0..iterations {
         let mut g: Vec<Vec<f64>> = p.iter().map(|v| vec![0.0; v.len()]).collect();
         {
-            let net = Net {
-                def,
-                p,
-                k: dense::kernels(),
-            };
+            let net = Net::new(def, p);
             let mut tape = net.tape();
             for _ in 0..batch {
                 let k = ((rng.uniform() * xs.len() as f64) as usize).min(xs.len() - 1);
@@ -1196,11 +1194,7 @@ fn fit_net(
             }
         }
     }
-    let net = Net {
-        def,
-        p,
-        k: dense::kernels(),
-    };
+    let net = Net::new(def, p);
     let mut tape = net.tape();
     let (mut se, mut sy) = (0.0, 0.0);
     for (x, y) in xs.iter().zip(ys) {
