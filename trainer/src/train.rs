@@ -567,20 +567,20 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
     // The moving average of the parameters (`train.average`), carried through checkpoints.
     let mut average: Option<Vec<Vec<f32>>> = match (exp.train.average, saved_average) {
         (None, _) => None,
-        (Some(_), Some(v)) if !v.is_null() => Some(
-            serde_json::from_value(v)
-                .map_err(|e| Error::Input(format!("checkpoint parameter average: {e}")))?,
-        ),
+        (Some(_), Some(v)) if !v.is_null() => {
+            let avg: Vec<Vec<f32>> = serde_json::from_value(v)
+                .map_err(|e| Error::Input(format!("checkpoint parameter average: {e}")))?;
+            if avg.len() != values.len() || avg.iter().zip(&values).any(|(a, v)| a.len() != v.len())
+            {
+                return Err(Error::Input(format!(
+                    "{}: its parameter average does not match the model",
+                    job.dir.checkpoint_path().display()
+                )));
+            }
+            Some(avg)
+        }
         (Some(_), _) => Some(values.clone()),
     };
-    if let Some(avg) = &average {
-        if avg.len() != values.len() || avg.iter().zip(&values).any(|(a, v)| a.len() != v.len()) {
-            return Err(Error::Input(format!(
-                "{}: its parameter average does not match the model",
-                job.dir.checkpoint_path().display()
-            )));
-        }
-    }
     let mut params: Vec<Tensor<B::InnerBackend, 2>> = upload(&values, &shapes, device);
     let mut metrics = job.dir.metrics(epoch0)?;
 
