@@ -161,6 +161,35 @@ fn mlp_macs(def: &MlpDef) -> usize {
         .sum()
 }
 
+/// How a case gets its gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Grad {
+    /// burn's autodiff with every parameter its own tracked leaf: the trainer's earlier code,
+    /// kept as a diagnostic (see [`Bench::leaves`]).
+    Each,
+    /// burn's autodiff with all parameters as slices of one tracked leaf, as the trainer does.
+    OneLeaf,
+    /// Whole records from the initial state through [`FreeRun`]'s f64 reverse pass.
+    FreeRun,
+}
+
+impl Grad {
+    /// The `leaves` column, and the memory child's argument.
+    fn label(self) -> &'static str {
+        match self {
+            Grad::Each => "each",
+            Grad::OneLeaf => "1leaf",
+            Grad::FreeRun => "f64",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Grad::Each, Grad::OneLeaf, Grad::FreeRun]
+            .into_iter()
+            .find(|g| g.label() == s)
+    }
+}
+
 /// One timed configuration.
 #[derive(Clone, Debug)]
 struct Case {
@@ -170,10 +199,8 @@ struct Case {
     /// Intervals per window; 0 unrolls whole trajectories.
     window: usize,
     stride: usize,
-    /// Diagnostic variant: all parameters as slices of one tracked leaf (see [`Bench::leaves`]).
-    one_leaf: bool,
-    /// Whole records from the initial state, through [`FreeRun`] (`window` is then 0).
-    free_run: bool,
+    /// With [`Grad::FreeRun`], `window` is 0.
+    grad: Grad,
 }
 
 impl Case {
@@ -184,22 +211,12 @@ impl Case {
             self.net.name(),
             self.batch,
             self.mode(),
-            self.leaves()
+            self.grad.label()
         )
     }
 
-    fn leaves(&self) -> &'static str {
-        if self.free_run {
-            "f64"
-        } else if self.one_leaf {
-            "1leaf"
-        } else {
-            "each"
-        }
-    }
-
     fn mode(&self) -> String {
-        let w = if self.free_run {
+        let w = if self.grad == Grad::FreeRun {
             format!("free{}", self.samples)
         } else if self.window == 0 {
             format!("unroll{}", self.samples)
@@ -266,8 +283,9 @@ struct Bench {
     variances: Vec<[Vec<f64>; 3]>,
     params: Vec<Tensor<Inner, 2>>,
     opt: Box<dyn Optimizer<Inner>>,
-    one_leaf: bool,
-    free_run: bool,
+    /// The parameters' shapes.
+    shapes: Vec<[usize; 2]>,
+    grad: Grad,
     device: burn::tensor::Device<Ad>,
 }
 
@@ -278,7 +296,7 @@ impl Bench {
         exp.solver.stride = case.stride;
         exp.loss = LossConfig::paper();
         exp.train.window = case.window;
-        if case.free_run {
+        if case.grad == Grad::FreeRun {
             exp.train.window = 0;
             exp.train.window_start = WindowStart::FreeRun;
         }
@@ -295,7 +313,7 @@ impl Bench {
         let defs = model.params();
         let mut shapes: Vec<[usize; 2]> = defs.iter().map(|d| d.shape).collect();
         let mut values = model.init(&mut Rng::new(exp.train.seed));
-        if !case.free_run {
+        if case.grad != Grad::FreeRun {
             shapes.push([plan.total(), n]);
             values.push(simulated_starts(&model, &values, &exp, &trajs, &plan)?);
         }
@@ -313,8 +331,8 @@ impl Bench {
             variances,
             params,
             opt,
-            one_leaf: case.one_leaf,
-            free_run: case.free_run,
+            shapes,
+            grad: case.grad,
             device,
         })
     }
@@ -335,7 +353,7 @@ impl Bench {
         }
     }
 
-    /// The autodiff parameters of one iteration. With `one_leaf` (what the trainer does,
+    /// The autodiff parameters of one iteration. With [`Grad::OneLeaf`] (what the trainer does,
     /// [`Leaf`]) they are slices of one tracked leaf holding all of them, returned too; without,
     /// each parameter is its own tracked leaf (`Tensor::from_inner(p).require_grad()`), as the
     /// trainer had it first.
@@ -348,7 +366,7 @@ impl Bench {
     /// forward pass grows faster than quadratically with the evaluations. With one leaf there is
     /// one graph and no merge.
     fn leaves(&self) -> (Vec<Tensor<Ad, 2>>, Option<Leaf<Ad>>) {
-        if !self.one_leaf {
+        if self.grad == Grad::Each {
             let ad = self
                 .params
                 .iter()
@@ -362,7 +380,7 @@ impl Bench {
 
     /// One iteration: the body of `train::train`'s batch loop, for the batch of all trajectories.
     fn iteration(&mut self) -> Result<Phases, String> {
-        if self.free_run {
+        if self.grad == Grad::FreeRun {
             return self.free_run_iteration();
         }
         let t0 = Instant::now();
@@ -412,9 +430,10 @@ impl Bench {
     /// The free-run branch of `train::train`'s batch loop: parameters down to the host, the
     /// whole-record objective and its gradient, gradients back up, clipping and the step.
     fn free_run_iteration(&mut self) -> Result<Phases, String> {
-        let t0 = Instant::now();
+        // Set up once per run in the trainer: not timed.
         let exp = &self.exp;
         let fr = FreeRun::new(&self.model, &exp.solver, &exp.loss).map_err(|e| e.to_string())?;
+        let t0 = Instant::now();
         let trajs: Vec<&Trajectory> = self.trajs.iter().collect();
         let vars: Vec<&[Vec<f64>; 3]> = self.variances.iter().collect();
         let e = fr
@@ -424,8 +443,7 @@ impl Bench {
             return Err(format!("the training loss became {}", e.loss));
         }
         let forward = t0.elapsed().as_secs_f64();
-        let shapes: Vec<[usize; 2]> = self.model.params().iter().map(|d| d.shape).collect();
-        let mut g = upload::<Inner>(&e.grads, &shapes, &self.device);
+        let mut g = upload::<Inner>(&e.grads, &self.shapes, &self.device);
         self.apply(&mut g);
         let total = t0.elapsed().as_secs_f64();
         Ok(Phases {
@@ -611,8 +629,7 @@ fn mem_child(
     net: Net,
     samples: usize,
     window: usize,
-    one_leaf: bool,
-    free_run: bool,
+    grad: Grad,
     opt: &OptimizerConfig,
 ) -> Result<(), String> {
     let case = Case {
@@ -621,8 +638,7 @@ fn mem_child(
         samples,
         window,
         stride: 1,
-        one_leaf,
-        free_run,
+        grad,
     };
     let mut bench = Bench::new(&case, opt)?;
     let (hwm0, rss0) = proc_memory();
@@ -648,8 +664,7 @@ struct Extrapolation {
 
 struct MemResult {
     net: Net,
-    /// `each`, `1leaf` or `f64` (the free run), as [`Case::leaves`].
-    leaves: &'static str,
+    grad: Grad,
     samples: usize,
     window: usize,
     rows: usize,
@@ -662,12 +677,8 @@ struct MemResult {
 }
 
 impl MemResult {
-    fn free_run(&self) -> bool {
-        self.leaves == "f64"
-    }
-
     fn mode(&self) -> String {
-        if self.free_run() {
+        if self.grad == Grad::FreeRun {
             "free".into()
         } else if self.window == 0 {
             "unroll".into()
@@ -681,12 +692,12 @@ impl MemResult {
     }
 }
 
-/// One memory case in a child process; `leaves` as [`Case::leaves`].
+/// One memory case in a child process.
 fn run_mem_case(
     net: Net,
     samples: usize,
     window: usize,
-    leaves: &'static str,
+    grad: Grad,
     opt_arg: &str,
 ) -> Result<MemResult, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
@@ -696,7 +707,7 @@ fn run_mem_case(
             net.arg(),
             &samples.to_string(),
             &window.to_string(),
-            leaves,
+            grad.label(),
             "--optimizer",
             opt_arg,
         ])
@@ -721,7 +732,7 @@ fn run_mem_case(
     };
     Ok(MemResult {
         net,
-        leaves,
+        grad,
         samples,
         window,
         hwm_kb: num(0)? as u64,
@@ -741,8 +752,7 @@ struct Args {
     only: Option<String>,
     extra: Vec<Case>,
     optimizer: String,
-    /// Net, samples, window, one leaf, free run.
-    mem_child: Option<(Net, usize, usize, bool, bool)>,
+    mem_child: Option<(Net, usize, usize, Grad)>,
     case_budget: f64,
 }
 
@@ -802,10 +812,10 @@ fn parse_args() -> Result<Args, String> {
                 let net = Net::parse(&net).ok_or(format!("--mem-child: unknown net `{net}`"))?;
                 let samples = count(it.next(), "--mem-child SAMPLES")?;
                 let window = count(it.next(), "--mem-child WINDOW")?;
-                let leaves = it.next();
-                let one_leaf = leaves.as_deref() == Some("1leaf");
-                let free_run = leaves.as_deref() == Some("f64");
-                args.mem_child = Some((net, samples, window, one_leaf, free_run));
+                let leaves = it.next().ok_or("--mem-child needs LEAVES")?;
+                let grad = Grad::parse(&leaves)
+                    .ok_or(format!("--mem-child: unknown leaves `{leaves}`"))?;
+                args.mem_child = Some((net, samples, window, grad));
             }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}` ({USAGE})")),
@@ -835,16 +845,20 @@ fn parse_case(v: &str) -> Result<Case, String> {
     }
     let n = |i: usize| f[i].parse::<usize>().map_err(|_| bad());
     let free_run = f[3] == "free";
+    let one_leaf = f.len() == 6;
     let case = Case {
         net: Net::parse(f[0]).ok_or_else(bad)?,
         batch: n(1)?,
         samples: n(2)?,
         window: if free_run { 0 } else { n(3)? },
         stride: n(4)?,
-        one_leaf: f.len() == 6,
-        free_run,
+        grad: match (free_run, one_leaf) {
+            (true, _) => Grad::FreeRun,
+            (false, true) => Grad::OneLeaf,
+            (false, false) => Grad::Each,
+        },
     };
-    if case.batch == 0 || case.stride == 0 || (free_run && (case.stride != 1 || case.one_leaf)) {
+    if case.batch == 0 || case.stride == 0 || (free_run && (case.stride != 1 || one_leaf)) {
         return Err(bad());
     }
     Ok(case)
@@ -878,23 +892,22 @@ fn main() -> ExitCode {
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let opt = optimizer(&args.optimizer)?;
-    if let Some((net, samples, window, one_leaf, free_run)) = args.mem_child {
-        return mem_child(net, samples, window, one_leaf, free_run, &opt);
+    if let Some((net, samples, window, grad)) = args.mem_child {
+        return mem_child(net, samples, window, grad, &opt);
     }
 
     let mut cases = Vec::new();
     for net in [Net::Single, Net::Dual] {
         for batch in [2, 14] {
             for (window, stride) in [(100, 1), (0, 1), (100, 5)] {
-                for one_leaf in [false, true] {
+                for grad in [Grad::Each, Grad::OneLeaf] {
                     cases.push(Case {
                         net,
                         batch,
                         samples: SAMPLES_PER_PERIOD,
                         window,
                         stride,
-                        one_leaf,
-                        free_run: false,
+                        grad,
                     });
                 }
             }
@@ -904,23 +917,21 @@ fn run() -> Result<(), String> {
                 samples: SAMPLES_PER_PERIOD,
                 window: 0,
                 stride: 1,
-                one_leaf: false,
-                free_run: true,
+                grad: Grad::FreeRun,
             });
         }
     }
     if !args.quick {
         for batch in [2, 14] {
             for window in [50, 200] {
-                for one_leaf in [false, true] {
+                for grad in [Grad::Each, Grad::OneLeaf] {
                     cases.push(Case {
                         net: Net::Single,
                         batch,
                         samples: SAMPLES_PER_PERIOD,
                         window,
                         stride: 1,
-                        one_leaf,
-                        free_run: false,
+                        grad,
                     });
                 }
             }
@@ -934,7 +945,7 @@ fn run() -> Result<(), String> {
     let mut skipped = Vec::new();
     if !args.all {
         cases.retain(|c| {
-            let keep = c.one_leaf || c.window != 0 || c.free_run;
+            let keep = c.grad != Grad::Each || c.window != 0;
             if !keep {
                 skipped.push(c.label());
             }
@@ -967,23 +978,26 @@ fn run() -> Result<(), String> {
         // A leaf per parameter makes a long unroll's graph building superlinear
         // (hours at 10^4 samples): the unrolls run with one leaf; the graph holds the same
         // tensors either way. The free run keeps states, not a graph: it runs the whole length.
-        let mut plan = vec![(long, 100, "each"), (long, 100, "1leaf")];
-        plan.extend(unrolls.iter().map(|&s| (s, 0, "1leaf")));
-        plan.push((long, 0, "f64"));
-        for (samples, window, leaves) in plan {
-            eprintln!("memory SingleNN {samples} samples, window {window}, leaves {leaves} ...");
+        let mut plan = vec![(long, 100, Grad::Each), (long, 100, Grad::OneLeaf)];
+        plan.extend(unrolls.iter().map(|&s| (s, 0, Grad::OneLeaf)));
+        plan.push((long, 0, Grad::FreeRun));
+        for (samples, window, grad) in plan {
+            eprintln!(
+                "memory SingleNN {samples} samples, window {window}, leaves {} ...",
+                grad.label()
+            );
             mem.push(run_mem_case(
                 Net::Single,
                 samples,
                 window,
-                leaves,
+                grad,
                 &args.optimizer,
             )?);
         }
     }
     let unrolled: Vec<&MemResult> = mem
         .iter()
-        .filter(|m| m.window == 0 && !m.free_run())
+        .filter(|m| m.window == 0 && m.grad != Grad::FreeRun)
         .collect();
     let extrapolated = (unrolled.len() == 2).then(|| {
         let (a, b) = (unrolled[0], unrolled[1]);
@@ -1076,7 +1090,7 @@ fn print_table(r: &Report<'_>) {
             t.case.net.name(),
             t.case.batch,
             t.case.mode(),
-            t.case.leaves(),
+            t.case.grad.label(),
             format!("{}x{}", t.rows, t.len),
             t.times.len(),
             t.median(),
@@ -1127,7 +1141,7 @@ fn print_table(r: &Report<'_>) {
                 m.net.name(),
                 m.samples,
                 m.mode(),
-                m.leaves,
+                m.grad.label(),
                 format!("{}x{}", m.rows, m.len),
                 m.hwm_kb as f64 / 1024.0,
                 m.rss_before_kb as f64 / 1024.0,
@@ -1192,7 +1206,7 @@ fn print_json(r: &Report<'_>) {
                 t.case.net.name(),
                 t.case.batch,
                 t.case.mode(),
-                t.case.leaves(),
+                t.case.grad.label(),
                 t.case.window,
                 t.case.stride,
                 t.rows,
@@ -1220,7 +1234,7 @@ fn print_json(r: &Report<'_>) {
                 "    {{\"model\": \"{}\", \"leaves\": \"{}\", \"samples\": {}, \"window\": {}, \"rows\": {}, \
                  \"len\": {}, \"vmhwm_kib\": {}, \"rss_before_kib\": {}, \"iter_s\": {}}}",
                 m.net.name(),
-                m.leaves,
+                m.grad.label(),
                 m.samples,
                 m.window,
                 m.rows,
