@@ -25,7 +25,7 @@ step() {
 }
 
 step "building the odeflash CLI (release)"
-cargo build --quiet --release -p odeflash-trainer --bin odeflash
+cargo build --quiet --release -p odeflash-cli --bin odeflash
 odeflash() {
     "$bin" "$@"
 }

@@ -1,5 +1,5 @@
 //! Workspace-level tests live in `tests/tests/`. The QEMU harness they use for the firmware
-//! examples is the trainer's `odeflash_trainer::device::qemu` (shared with
+//! examples is the trainer's `odeflash_device::qemu` (shared with
 //! `odeflash device-check`), re-exported here as [`qemu`].
 
-pub use odeflash_trainer::device::qemu;
+pub use odeflash_device::qemu;

@@ -20,12 +20,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use odeflash_runtime::spec::{examples, ModelSpec, Quant};
-use odeflash_runtime::{AlignedBlob, SimConfig, Simulator, Solver};
-use odeflash_trainer::device::qemu::{
+use odeflash_device::qemu::{
     self, Board, BuildOptions, CountMethod, Firmware, ModelSource, RunOptions, RunOutput,
 };
-use odeflash_trainer::device::report;
+use odeflash_device::report;
+use odeflash_runtime::spec::{examples, ModelSpec, Quant};
+use odeflash_runtime::{AlignedBlob, SimConfig, Simulator, Solver};
 
 /// Samples of the cross-check trajectories (10,000, the first before any step).
 const SAMPLES: u32 = 10_000;
@@ -460,13 +460,13 @@ fn device_check_on_m0_with_table_and_int8() {
         text.push_str(&format!("{t:e},{}\n", 0.8 * (40.0 * t).sin()));
     }
     std::fs::write(&csv, text).expect("writing");
-    let mut opts = odeflash_trainer::device::CheckOptions::new(
+    let mut opts = odeflash_device::CheckOptions::new(
         model_file(Quant::Int8),
         Board::M0,
-        odeflash_trainer::device::Drive::Table(csv),
+        odeflash_device::Drive::Table(csv),
     );
     opts.f32_reference = Some(model_file(Quant::F32));
-    let r = odeflash_trainer::device::check(&opts).unwrap_or_else(|e| panic!("{e}"));
+    let r = odeflash_device::check(&opts).unwrap_or_else(|e| panic!("{e}"));
     eprint!("{}", r.to_text());
     assert!(r.verdict.passed, "{:?}", r.verdict.failures);
     assert_eq!(r.run.samples, 300);

@@ -221,7 +221,7 @@ fn test() -> Result<()> {
         "build",
         "--release",
         "-p",
-        "odeflash-trainer",
+        "odeflash-cli",
         "--features",
         "cuda",
     ]))?;

@@ -1,6 +1,6 @@
 //! Seconds per training iteration (forward, backward, clipping and optimizer step) of the paper's
 //! memristor surrogates on the CPU backend (`Autodiff<Flex>`), with exactly the per-iteration
-//! work of the trainer's loop (`trainer/src/train.rs`): rows of windows with learned starts
+//! work of the trainer's loop (`trainer/training/src/train.rs`): rows of windows with learned starts
 //! (`select`), `predict` (RK4 at the sample step), the paper's full objective
 //! (`LossConfig::paper()`), the constraint and continuity terms, one read-back of the loss,
 //! `backward`, `clip_global_norm` and an optimizer step (AdaBelief by default).
@@ -16,7 +16,7 @@
 //! with every parameter its own leaf (`each`, the trainer's earlier code, kept as a diagnostic:
 //! see `Bench::leaves` for why it matters); and
 //! - `free1000`: `--window-start free-run`, the whole record run from the model's initial state
-//!   with the hand-written reverse pass of `trainer/src/freerun.rs` (f64, one thread per record
+//!   with the hand-written reverse pass of `trainer/training/src/freerun.rs` (f64, one thread per record
 //!   up to the cores). This is the mode the memristor results are trained in, and the one that
 //!   does what the Diffrax peer does (backpropagation through an RK4 solve of the whole period).
 //!   Its forward and reverse passes are one call, timed as `forward`.
@@ -42,22 +42,22 @@ use burn::tensor::{
     backend::{AutodiffBackend, Backend},
     Tensor,
 };
+use odeflash_reference::dataset::Trajectory;
+use odeflash_reference::rng::Rng;
 use odeflash_runtime::spec::Quant;
 use odeflash_runtime::Activation::{Gelu, Identity, Relu, Sigmoid, Silu};
-use odeflash_trainer::backend::CpuAd;
-use odeflash_trainer::config::{Experiment, WindowStart};
-use odeflash_trainer::data::Trajectory;
-use odeflash_trainer::freerun::FreeRun;
-use odeflash_trainer::leaf::Leaf;
-use odeflash_trainer::loss::LossConfig;
-use odeflash_trainer::model::TrainModel;
-use odeflash_trainer::nn::{download, upload, MlpDef};
-use odeflash_trainer::optim::{
+use odeflash_training::backend::CpuAd;
+use odeflash_training::config::{Experiment, WindowStart};
+use odeflash_training::freerun::FreeRun;
+use odeflash_training::leaf::Leaf;
+use odeflash_training::loss::LossConfig;
+use odeflash_training::model::TrainModel;
+use odeflash_training::nn::{download, upload, MlpDef};
+use odeflash_training::optim::{
     clip_global_norm, AdaBeliefConfig, AdamWConfig, Optimizer, OptimizerConfig,
 };
-use odeflash_trainer::rng::Rng;
-use odeflash_trainer::surrogate::{Bounds, Kind, Memristor};
-use odeflash_trainer::train::{batch_objective, run_decoded, simulate_runtime, WindowPlan};
+use odeflash_training::surrogate::{Bounds, Kind, Memristor};
+use odeflash_training::train::{batch_objective, run_decoded, simulate_runtime, WindowPlan};
 
 type Ad = CpuAd;
 type Inner = <CpuAd as AutodiffBackend>::InnerBackend;

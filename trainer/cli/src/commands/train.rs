@@ -1,0 +1,202 @@
+//! `odeflash train`: resolves the experiment (file, then command-line overrides), prepares the
+//! run directory and runs the training loop on the chosen backend.
+
+use std::io::Write;
+
+use crate::args::{TrainCommon, TrainOdeArgs};
+use crate::Error;
+use odeflash_reference::dataset::{self, Dataset};
+use odeflash_training::backend::BackendKind;
+use odeflash_training::config::Experiment;
+use odeflash_training::model::{NeuralOde, TrainModel};
+use odeflash_training::run::{Interrupt, JobFile, Progress, RunDir};
+use odeflash_training::train::{self, Job, Summary};
+
+pub fn apply_overrides(exp: &mut Experiment, c: &TrainCommon) {
+    if let Some(v) = c.epochs {
+        exp.train.epochs = v;
+    }
+    if let Some(v) = c.lr {
+        exp.train.lr = v;
+    }
+    if let Some(v) = c.batch_size {
+        exp.train.batch_size = v;
+    }
+    if let Some(v) = c.seed {
+        exp.train.seed = v;
+    }
+    if let Some(v) = c.window {
+        exp.train.window = v;
+    }
+    if let Some(v) = c.clip_norm {
+        exp.train.clip_norm = (v > 0.0).then_some(v);
+    }
+    if let Some(v) = c.average {
+        exp.train.average = (v > 0.0).then_some(v);
+    }
+    if let Some(v) = c.window_start {
+        exp.train.window_start = v;
+    }
+    if let Some(v) = &c.init_from {
+        exp.train.init_from = Some(std::fs::canonicalize(v).unwrap_or_else(|_| v.clone()));
+    }
+    if let Some(v) = c.solver {
+        exp.solver.method = v;
+    }
+    if c.adaptive {
+        exp.solver.adaptive = true;
+    }
+    if let Some(v) = c.stride {
+        exp.solver.stride = v;
+    }
+}
+
+/// Input and output scaling from the training data, so the net sees order-one numbers: inputs
+/// standardized, outputs scaled by the spread of the measured derivatives.
+fn scale_from_data(model: &mut NeuralOde, data: &Dataset) {
+    let n = model.f.outputs();
+    let stats = |vals: &mut dyn Iterator<Item = f64>| {
+        let (mut s, mut s2, mut k) = (0.0, 0.0, 0.0);
+        for v in vals {
+            s += v;
+            s2 += v * v;
+            k += 1.0;
+        }
+        let mean = s / k;
+        let std = (s2 / k - mean * mean).max(0.0).sqrt();
+        (mean, if std > 1e-12 { std } else { 1.0 })
+    };
+    for c in 0..n {
+        let (m, sd) = stats(
+            &mut data
+                .train
+                .iter()
+                .flat_map(|t| t.channels[c].iter().map(|&v| v as f64)),
+        );
+        model.f.input_offset[c] = m as f32;
+        model.f.input_scale[c] = (1.0 / sd) as f32;
+        let (_, dsd) = stats(&mut data.train.iter().flat_map(|t| {
+            t.channels[c]
+                .windows(2)
+                .map(move |w| (w[1] as f64 - w[0] as f64) / t.dt)
+        }));
+        model.f.output_scale[c] = dsd as f32;
+    }
+    let (m, sd) = stats(
+        &mut data
+            .train
+            .iter()
+            .flat_map(|t| t.drive.iter().map(|&v| v as f64)),
+    );
+    model.f.input_offset[n] = m as f32;
+    model.f.input_scale[n] = (1.0 / sd) as f32;
+}
+
+/// Runs the training loop on the backend the user asked for.
+pub fn dispatch<M: TrainModel>(backend: BackendKind, job: &Job<'_, M>) -> Result<Summary, Error> {
+    backend.check_available().map_err(Error::Usage)?;
+    match backend {
+        BackendKind::Cpu => {
+            train::train::<odeflash_training::backend::CpuAd, M>(job, &Default::default())
+        }
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => {
+            let device = odeflash_training::backend::cuda_device()?;
+            train::train::<odeflash_training::backend::GpuAd, M>(job, &device)
+        }
+        #[cfg(not(feature = "cuda"))]
+        BackendKind::Cuda => Err(Error::Usage("CUDA support is not built in".into())),
+    }
+}
+
+/// `odeflash train ode`.
+pub fn run_ode(args: &TrainOdeArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let c = &args.common;
+    let (exp, job_file, dir) = if c.resume {
+        let dir = RunDir::open_resume(&c.out)?;
+        let mut exp = Experiment::parse(&dir.config_path(), &dir.read_config()?)?;
+        if let Some(e) = c.epochs {
+            exp.train.epochs = e;
+        }
+        let job_file = JobFile::read(dir.path())?;
+        (exp, job_file, dir)
+    } else {
+        let mut exp = match &c.config {
+            Some(p) => Experiment::read(p)?,
+            None => Experiment::default(),
+        };
+        apply_overrides(&mut exp, c);
+        if let Some(n) = args.states {
+            exp.states = n;
+        }
+        if exp.states == 0 {
+            exp.states = 2;
+        }
+        exp.validate()?;
+        let data = dataset::load(&args.data, exp.states)?;
+        let n = exp.states;
+        let mut model = NeuralOde {
+            f: exp.net.build(n + 1, n)?,
+            x0: data.train[0].at(0),
+            name: "neural-ode".into(),
+        };
+        scale_from_data(&mut model, &data);
+        if exp.solver.stride == 0 && exp.solver.substeps == 1 && !exp.solver.adaptive {
+            exp.solver.stride = odeflash_training::config::auto_stride(&data);
+        }
+        exp.solver.stride = exp.solver.stride.max(1);
+        let dir = RunDir::create(&c.out, &exp.to_toml())?;
+        let job_file = JobFile::Ode {
+            data: std::fs::canonicalize(&args.data).unwrap_or_else(|_| args.data.clone()),
+            model,
+        };
+        job_file.write(dir.path())?;
+        (exp, job_file, dir)
+    };
+    exp.validate()?;
+    let JobFile::Ode {
+        data: data_dir,
+        model,
+    } = &job_file
+    else {
+        return Err(Error::Input(format!(
+            "{}: not a neural-ODE run",
+            dir.path().display()
+        )));
+    };
+    let data = dataset::load(data_dir, model.n_states())?;
+    let interrupt = Interrupt::install()?;
+    let batches = data.train.len().div_ceil(exp.train.batch_size.max(1)) as u64;
+    let progress = Progress::new(exp.train.epochs, batches, c.quiet);
+    let job = Job {
+        model,
+        exp: &exp,
+        data: &data,
+        dir: &dir,
+        progress: &progress,
+        interrupt: &interrupt,
+    };
+    let summary = dispatch(c.backend, &job)?;
+    report(out, &summary, &dir)
+}
+
+/// Prints how a run ended.
+pub fn report(out: &mut dyn Write, s: &Summary, dir: &RunDir) -> Result<(), Error> {
+    let p = dir.path().display();
+    if s.interrupted {
+        writeln!(
+            out,
+            "interrupted after {} complete epoch(s); resume with --resume --out {p}",
+            s.epochs
+        )
+        .map_err(Error::Stdout)?;
+    } else {
+        writeln!(
+            out,
+            "trained {} epoch(s) in {:.1} s; best validation loss {:.4e}\nrun directory: {p} (metrics.csv, learning_curve.png, best.json)",
+            s.epochs, s.seconds, s.best_val_loss
+        )
+        .map_err(Error::Stdout)?;
+    }
+    Ok(())
+}

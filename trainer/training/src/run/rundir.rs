@@ -1,0 +1,364 @@
+//! The run directory itself: created once with its `config.toml`, reopened to resume.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::checkpoint::Checkpoint;
+use super::metrics::MetricsWriter;
+use super::RunError;
+use odeflash_reference::files::write_atomic;
+
+/// A training run's output directory. See the [module documentation](super) for its files.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    path: PathBuf,
+    resumed: bool,
+}
+
+impl RunDir {
+    /// File name of the resolved experiment configuration.
+    pub const CONFIG: &'static str = "config.toml";
+    /// File name of the learning-curve figure.
+    pub const LEARNING_CURVE: &'static str = "learning_curve.png";
+
+    /// Creates the run directory (and its parents) for a new run, and writes `config.toml` from
+    /// `config_toml`, the resolved configuration as TOML text (checked to parse).
+    ///
+    /// Refuses a directory that already holds a run (`checkpoint.json` or `best.json`): resume it
+    /// with [`RunDir::open_resume`], or choose another directory. A directory with other files,
+    /// or with the `config.toml` and metrics of a run killed before its first checkpoint, is
+    /// reused; those files are replaced.
+    pub fn create(path: impl AsRef<Path>, config_toml: &str) -> Result<RunDir, RunError> {
+        let path = path.as_ref();
+        let config_path = path.join(Self::CONFIG);
+        config_toml
+            .parse::<toml::Table>()
+            .map_err(|e| RunError::Config {
+                path: config_path.clone(),
+                what: e.to_string(),
+            })?;
+        match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(RunError::NotADirectory {
+                    path: path.to_path_buf(),
+                })
+            }
+            Ok(_) => {
+                for name in [Checkpoint::FILE, Checkpoint::BEST_FILE] {
+                    let found = path.join(name);
+                    if found.exists() {
+                        return Err(RunError::RunExists {
+                            dir: path.to_path_buf(),
+                            found,
+                        });
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(RunError::read(path, e)),
+        }
+        std::fs::create_dir_all(path).map_err(|e| RunError::write(path, e))?;
+        write_atomic(&config_path, ensure_newline(config_toml).as_bytes())?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+            resumed: false,
+        })
+    }
+
+    /// [`RunDir::create`] with a configuration value (a `toml::Value`, `toml::Table`, or any
+    /// serializable config struct), written as pretty TOML.
+    pub fn create_with<T: Serialize + ?Sized>(
+        path: impl AsRef<Path>,
+        config: &T,
+    ) -> Result<RunDir, RunError> {
+        let path = path.as_ref();
+        let text = toml::to_string_pretty(config).map_err(|e| RunError::Config {
+            path: path.join(Self::CONFIG),
+            what: e.to_string(),
+        })?;
+        Self::create(path, &text)
+    }
+
+    /// Opens an existing run to resume it: the directory must hold `checkpoint.json`.
+    /// `config.toml` is left as it is.
+    pub fn open_resume(path: impl AsRef<Path>) -> Result<RunDir, RunError> {
+        let path = path.as_ref();
+        match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(RunError::NotADirectory {
+                    path: path.to_path_buf(),
+                })
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(RunError::NothingToResume {
+                    dir: path.to_path_buf(),
+                    missing: path.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(RunError::read(path, e)),
+        }
+        let checkpoint = path.join(Checkpoint::FILE);
+        if !checkpoint.is_file() {
+            return Err(RunError::NothingToResume {
+                dir: path.to_path_buf(),
+                missing: checkpoint,
+            });
+        }
+        Ok(RunDir {
+            path: path.to_path_buf(),
+            resumed: true,
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this run was opened with [`RunDir::open_resume`].
+    pub fn is_resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// `config.toml`.
+    pub fn config_path(&self) -> PathBuf {
+        self.path.join(Self::CONFIG)
+    }
+
+    /// The text of `config.toml`.
+    pub fn read_config(&self) -> Result<String, RunError> {
+        let path = self.config_path();
+        std::fs::read_to_string(&path).map_err(|e| RunError::read(&path, e))
+    }
+
+    /// `checkpoint.json`.
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.path.join(Checkpoint::FILE)
+    }
+
+    /// `best.json`.
+    pub fn best_path(&self) -> PathBuf {
+        self.path.join(Checkpoint::BEST_FILE)
+    }
+
+    /// `learning_curve.png`.
+    pub fn learning_curve_path(&self) -> PathBuf {
+        self.path.join(Self::LEARNING_CURVE)
+    }
+
+    /// `snapshots/`: the parameters at chosen epochs.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        snapshot_dir(&self.path)
+    }
+
+    /// Keeps `ck`'s parameters as `snapshots/epoch_NNNNNN.json` (without the optimizer state: a
+    /// snapshot is for looking at the model then, not for resuming); returns its path.
+    pub fn save_snapshot(&self, ck: &Checkpoint) -> Result<PathBuf, RunError> {
+        let dir = self.snapshot_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| RunError::write(&dir, e))?;
+        let lean = Checkpoint {
+            optimizer: serde_json::Value::Null,
+            scheduler: serde_json::Value::Null,
+            ..ck.clone()
+        };
+        lean.save_as(&dir.join(snapshot_name(ck.epoch)))
+    }
+
+    /// The latest checkpoint.
+    pub fn load_checkpoint(&self) -> Result<Checkpoint, RunError> {
+        Checkpoint::load(&self.path)
+    }
+
+    /// The metrics writer: fresh files for a new run; for a resumed one, the files cut back to
+    /// `last_epoch` (the loaded checkpoint's epoch; ignored for a new run).
+    pub fn metrics(&self, last_epoch: u64) -> Result<MetricsWriter, RunError> {
+        if self.resumed {
+            MetricsWriter::open_resume(&self.path, last_epoch)
+        } else {
+            MetricsWriter::create(&self.path)
+        }
+    }
+}
+
+/// `dir/snapshots`.
+pub fn snapshot_dir(run: &Path) -> PathBuf {
+    run.join("snapshots")
+}
+
+fn snapshot_name(epoch: u64) -> String {
+    format!("epoch_{epoch:06}.json")
+}
+
+/// The snapshots of the run in `run` as (epoch, file), by epoch; none when it has no
+/// `snapshots/`.
+pub fn snapshots(run: &Path) -> Result<Vec<(u64, PathBuf)>, RunError> {
+    let dir = snapshot_dir(run);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(RunError::read(&dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| RunError::read(&dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let epoch = name
+            .strip_prefix("epoch_")
+            .and_then(|r| r.strip_suffix(".json"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(e) = epoch {
+            out.push((e, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn ensure_newline(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.is_empty() || text.ends_with('\n') {
+        text.into()
+    } else {
+        format!("{text}\n").into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::checkpoint::tests_support::tiny_checkpoint;
+
+    const CONFIG: &str = "[train]\nepochs = 3\nlr = 0.001\n";
+
+    #[test]
+    fn create_writes_the_config_once() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("runs/a");
+        let run = RunDir::create(&dir, CONFIG).unwrap();
+        assert!(!run.is_resumed());
+        assert_eq!(run.read_config().unwrap(), CONFIG);
+        tiny_checkpoint(1).save(run.path()).unwrap();
+
+        // Resuming does not touch it.
+        std::fs::write(run.config_path(), "# edited\n").unwrap();
+        let resumed = RunDir::open_resume(&dir).unwrap();
+        assert!(resumed.is_resumed());
+        assert_eq!(resumed.read_config().unwrap(), "# edited\n");
+        assert_eq!(resumed.load_checkpoint().unwrap().epoch, 1);
+    }
+
+    #[test]
+    fn create_from_a_value() {
+        let root = tempfile::tempdir().unwrap();
+        let value: toml::Value = toml::from_str(CONFIG).unwrap();
+        let run = RunDir::create_with(root.path().join("v"), &value).unwrap();
+        let back: toml::Value = toml::from_str(&run.read_config().unwrap()).unwrap();
+        assert_eq!(back, value);
+    }
+
+    #[test]
+    fn refuses_to_overwrite_a_run() {
+        let root = tempfile::tempdir().unwrap();
+        let run = RunDir::create(root.path(), CONFIG).unwrap();
+        tiny_checkpoint(2).save(run.path()).unwrap();
+        let err = RunDir::create(root.path(), "[train]\nepochs = 9\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, RunError::RunExists { .. }));
+        assert!(
+            msg.contains("already holds a training run")
+                && msg.contains("checkpoint.json exists")
+                && msg.contains("--resume"),
+            "{msg}"
+        );
+        // The first run's config is untouched.
+        assert_eq!(run.read_config().unwrap(), CONFIG);
+
+        // best.json alone also marks a run.
+        let other = root.path().join("b");
+        std::fs::create_dir(&other).unwrap();
+        tiny_checkpoint(2).save_best(&other).unwrap();
+        let msg = RunDir::create(&other, CONFIG).unwrap_err().to_string();
+        assert!(msg.contains("best.json exists"), "{msg}");
+    }
+
+    #[test]
+    fn reuses_a_directory_without_a_checkpoint() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("notes.txt"), "hi").unwrap();
+        std::fs::write(root.path().join("config.toml"), "old = 1\n").unwrap();
+        let run = RunDir::create(root.path(), CONFIG).unwrap();
+        assert_eq!(run.read_config().unwrap(), CONFIG);
+    }
+
+    #[test]
+    fn resume_refusals() {
+        let root = tempfile::tempdir().unwrap();
+        let missing = root.path().join("nope");
+        let msg = RunDir::open_resume(&missing).unwrap_err().to_string();
+        assert!(
+            msg.contains("cannot resume from") && msg.contains("start the run without --resume"),
+            "{msg}"
+        );
+        let run = RunDir::create(root.path().join("new"), CONFIG).unwrap();
+        let msg = RunDir::open_resume(run.path()).unwrap_err().to_string();
+        assert!(msg.contains("checkpoint.json does not exist"), "{msg}");
+
+        let file = root.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let msg = RunDir::open_resume(&file).unwrap_err().to_string();
+        assert!(msg.contains("is not a directory"), "{msg}");
+        let msg = RunDir::create(&file, CONFIG).unwrap_err().to_string();
+        assert!(msg.contains("is not a directory"), "{msg}");
+    }
+
+    #[test]
+    fn invalid_config_is_refused_before_anything_is_written() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("bad");
+        let msg = RunDir::create(&dir, "epochs = = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("invalid run configuration") && msg.contains("config.toml"),
+            "{msg}"
+        );
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn snapshots_are_listed_by_epoch_without_optimizer_state() {
+        let root = tempfile::tempdir().unwrap();
+        let run = RunDir::create(root.path(), CONFIG).unwrap();
+        assert!(snapshots(run.path()).unwrap().is_empty());
+        let mut ck = tiny_checkpoint(10);
+        ck.optimizer = serde_json::json!({"m": [1.0]});
+        run.save_snapshot(&ck).unwrap();
+        run.save_snapshot(&tiny_checkpoint(2)).unwrap();
+        let list = snapshots(run.path()).unwrap();
+        assert_eq!(
+            list.iter().map(|s| s.0).collect::<Vec<_>>(),
+            [2, 10],
+            "{list:?}"
+        );
+        let back = Checkpoint::load_file(&list[1].1).unwrap();
+        assert_eq!(back.params, ck.params);
+        assert!(back.optimizer.is_null());
+    }
+
+    #[test]
+    fn metrics_follow_the_mode() {
+        let root = tempfile::tempdir().unwrap();
+        let run = RunDir::create(root.path(), CONFIG).unwrap();
+        let mut m = run.metrics(0).unwrap();
+        for epoch in 1..=3 {
+            m.append(crate::run::Record::new(epoch).with("train_loss", 1.0))
+                .unwrap();
+        }
+        tiny_checkpoint(2).save(run.path()).unwrap();
+        let resumed = RunDir::open_resume(root.path()).unwrap();
+        let ckpt = resumed.load_checkpoint().unwrap();
+        assert_eq!(resumed.metrics(ckpt.epoch).unwrap().records().len(), 2);
+    }
+}
