@@ -7,6 +7,7 @@
 //! Differential Equations II*, sec. IV.5 (Radau IIA) and the trapezoid rule written as the
 //! two-stage Lobatto IIIA method (its first stage is explicit: `Y1 = y0`).
 
+use crate::lu::{back_substitute, lu_factor, Scalar};
 use crate::solver::Real;
 
 /// Most stages of any implicit tableau here (Radau IIA order 5).
@@ -130,6 +131,9 @@ pub enum NewtonFailure {
     NonFinite,
     /// The scratch slice is shorter than [`implicit_scratch_len`].
     ScratchTooSmall,
+    /// No convergence within the iteration limit, or the increments grew (the host's
+    /// adaptive Newton iterations; the device's fixed count never reports it).
+    NotConverged,
 }
 
 impl core::fmt::Display for NewtonFailure {
@@ -138,16 +142,56 @@ impl core::fmt::Display for NewtonFailure {
             NewtonFailure::Singular => "the Newton matrix is singular",
             NewtonFailure::NonFinite => "the Newton matrix or update is not finite",
             NewtonFailure::ScratchTooSmall => "the Newton scratch is too small",
+            NewtonFailure::NotConverged => "the Newton iteration did not converge",
         })
     }
 }
 
 /// Scratch of [`implicit_step`], in scalars, for `n` states and a tableau with `stages` stages
-/// of which `implicit` are implicit: the augmented Newton matrix `N x (N + 1)` (`N = implicit *
-/// n`), the stage derivatives, the stage increments, one `n x n` Jacobian and one stage state.
+/// of which `implicit` are implicit: the Newton matrix `N x N` and its right-hand side `N`
+/// (`N = implicit * n`), the stage derivatives, the stage increments, one `n x n` Jacobian and
+/// one stage state.
 pub const fn implicit_scratch_len(n: usize, stages: usize, implicit: usize) -> usize {
     let big = implicit * n;
     big * (big + 1) + stages * n + implicit * n + n * n + n
+}
+
+/// Subtracts stage `col`'s block column from the Newton matrix `M = I - h (A ⊗ J)` of the
+/// implicit stages (`m n × m n`, row-major, `m = stages - first_implicit`): block `(r, col)`
+/// gets `-h a[first + r][first + col] J`, with `jac` the stage's `n × n` Jacobian
+/// (`jac[p * n + q] = ∂f_p/∂y_q`). Every block column subtracted from a zeroed matrix, then
+/// [`add_identity`], gives `M`: the exact Jacobian of the stage equations.
+pub fn subtract_stage_jacobian<T: Real>(
+    mat: &mut [T],
+    tab: &ImplicitTableau<T>,
+    n: usize,
+    h: T,
+    col: usize,
+    jac: &[T],
+) {
+    let s = tab.stages.min(MAX_IMPLICIT_STAGES);
+    let fi = tab.first_implicit.min(s);
+    let m = s - fi;
+    let big = m * n;
+    for r in 0..m {
+        let coef = h * tab.a[fi + r][fi + col];
+        if coef == T::ZERO {
+            continue;
+        }
+        for p in 0..n {
+            let row = &mut mat[(r * n + p) * big + col * n..][..n];
+            for (mv, &jv) in row.iter_mut().zip(&jac[p * n..(p + 1) * n]) {
+                *mv = *mv - coef * jv;
+            }
+        }
+    }
+}
+
+/// Adds the identity to the row-major `size × size` matrix `mat`.
+pub fn add_identity<T: Real>(mat: &mut [T], size: usize) {
+    for i in 0..size {
+        mat[i * size + i] = mat[i * size + i] + T::ONE;
+    }
 }
 
 /// One step of size `h` of an implicit Runge-Kutta method from `x` into `out`, with exactly
@@ -156,8 +200,8 @@ pub const fn implicit_scratch_len(n: usize, stages: usize, implicit: usize) -> u
 /// The unknowns are the increments `Z_i = Y_i - x` of the implicit stages, starting from zero
 /// (an explicit predictor would be worse than none for a stiff field). Each iteration evaluates
 /// the field and its Jacobian at every implicit stage, assembles `M = I - h (A ⊗ J_j)` (block
-/// `(i, j)` is `δ_ij I - h a_ij J_j`, the exact Jacobian of the stage equations) and solves
-/// `M ΔZ = -(Z - h A F)` by Gaussian elimination with partial pivoting. The explicit first stage
+/// `(i, j)` is `δ_ij I - h a_ij J_j`, [`subtract_stage_jacobian`]) and solves
+/// `M ΔZ = -(Z - h A F)` by LU with partial pivoting ([`crate::lu`]). The explicit first stage
 /// of the trapezoid rule (a zero row of `a`) is evaluated once at `x`. Every tableau here is
 /// stiffly accurate, so the solution is the last stage, `out = x + Z_last`: no extra evaluation,
 /// and no amplification of the Newton residual by `h f` on stiff components.
@@ -166,7 +210,7 @@ pub const fn implicit_scratch_len(n: usize, stages: usize, implicit: usize) -> u
 /// into `dy` and, when `jac` is given, its Jacobian `∂f/∂y` row-major (`jac[p * n + q] =
 /// ∂f_p/∂y_q`). `scratch` holds [`implicit_scratch_len`] values. A singular or non-finite
 /// Newton matrix is an error, never a panic.
-pub fn implicit_step<T: Real, E: From<NewtonFailure>>(
+pub fn implicit_step<T: Real + Scalar<Mag = T>, E: From<NewtonFailure>>(
     tab: &ImplicitTableau<T>,
     h: T,
     iters: u8,
@@ -180,11 +224,11 @@ pub fn implicit_step<T: Real, E: From<NewtonFailure>>(
     let fi = tab.first_implicit.min(s);
     let m = s - fi;
     let big = m * n;
-    let cols = big + 1;
     if scratch.len() < implicit_scratch_len(n, s, m) || out.len() != n || m == 0 {
         return Err(NewtonFailure::ScratchTooSmall.into());
     }
-    let (mat, rest) = scratch.split_at_mut(big * cols);
+    let (mat, rest) = scratch.split_at_mut(big * big);
+    let (rhs, rest) = rest.split_at_mut(big);
     let (fs, rest) = rest.split_at_mut(s * n);
     let (z, rest) = rest.split_at_mut(m * n);
     let (jac, rest) = rest.split_at_mut(n * n);
@@ -204,24 +248,12 @@ pub fn implicit_step<T: Real, E: From<NewtonFailure>>(
                 return Err(NewtonFailure::ScratchTooSmall.into());
             };
             f(tab.c[stage], y, fj, Some(&mut *jac))?;
-            // Column block `ii` of every block row `r`: -h a[r][stage] J.
-            for r in 0..m {
-                let coef = h * tab.a[fi + r][stage];
-                if coef == T::ZERO {
-                    continue;
-                }
-                for p in 0..n {
-                    let row = &mut mat[(r * n + p) * cols + ii * n..][..n];
-                    for (mv, &jv) in row.iter_mut().zip(&jac[p * n..(p + 1) * n]) {
-                        *mv = *mv - coef * jv;
-                    }
-                }
-            }
+            subtract_stage_jacobian(mat, tab, n, h, ii, jac);
         }
+        add_identity(mat, big);
         for r in 0..m {
             for p in 0..n {
                 let row = r * n + p;
-                mat[row * cols + row] = mat[row * cols + row] + T::ONE;
                 let mut g = z[row];
                 for (j, fj) in fs.chunks_exact(n).take(s).enumerate() {
                     let a = tab.a[fi + r][j];
@@ -229,12 +261,13 @@ pub fn implicit_step<T: Real, E: From<NewtonFailure>>(
                         g = g - h * a * fj[p];
                     }
                 }
-                mat[row * cols + big] = T::ZERO - g;
+                rhs[row] = T::ZERO - g;
             }
         }
-        solve_augmented(mat, big)?;
-        for (k, zv) in z.iter_mut().enumerate() {
-            *zv = *zv + mat[k * cols + big];
+        lu_factor(mat, big, None, Some(&mut *rhs), T::EPSILON)?;
+        back_substitute(mat, big, rhs)?;
+        for (zv, &d) in z.iter_mut().zip(rhs.iter()) {
+            *zv = *zv + d;
         }
     }
     for ((o, &xv), &zv) in out.iter_mut().zip(x).zip(&z[(m - 1) * n..]) {
@@ -243,72 +276,27 @@ pub fn implicit_step<T: Real, E: From<NewtonFailure>>(
     Ok(())
 }
 
-/// Solves `A u = r` for the `nn x (nn + 1)` augmented matrix `[A | r]` in place (row-major) by
-/// Gaussian elimination with partial pivoting, the LU factorization applied to `r` as it is
-/// built (one right-hand side per matrix, so no permutation needs storing); `u` replaces `r`.
-pub fn solve_augmented<T: Real>(mat: &mut [T], nn: usize) -> Result<(), NewtonFailure> {
+/// Solves `A u = r` for the `nn x (nn + 1)` augmented matrix `[A | r]` (row-major) with
+/// [`lu_factor`] and [`back_substitute`]; `u` replaces `r`. A host convenience (it copies).
+#[cfg(feature = "std")]
+pub fn solve_augmented<T: Real + Scalar<Mag = T>>(
+    mat: &mut [T],
+    nn: usize,
+) -> Result<(), NewtonFailure> {
     let cols = nn + 1;
     if mat.len() < nn * cols {
         return Err(NewtonFailure::ScratchTooSmall);
     }
-    let mut scale = T::ZERO;
-    for r in 0..nn {
-        for &v in &mat[r * cols..r * cols + nn] {
-            if !v.is_finite() {
-                return Err(NewtonFailure::NonFinite);
-            }
-            let a = v.abs();
-            if a > scale {
-                scale = a;
-            }
-        }
-        if !mat[r * cols + nn].is_finite() {
-            return Err(NewtonFailure::NonFinite);
-        }
+    let mut a: std::vec::Vec<T> = (0..nn * nn)
+        .map(|i| mat[(i / nn) * cols + i % nn])
+        .collect();
+    let mut r: std::vec::Vec<T> = (0..nn).map(|i| mat[i * cols + nn]).collect();
+    lu_factor(&mut a, nn, None, Some(&mut r), T::EPSILON)?;
+    let solved = back_substitute(&a, nn, &mut r);
+    for (i, v) in r.iter().enumerate() {
+        mat[i * cols + nn] = *v;
     }
-    let tiny = scale * T::EPSILON;
-    for k in 0..nn {
-        let mut p = k;
-        let mut best = mat[k * cols + k].abs();
-        for r in k + 1..nn {
-            let a = mat[r * cols + k].abs();
-            if a > best {
-                best = a;
-                p = r;
-            }
-        }
-        // Entries are finite (checked above), so this also covers an all-zero column.
-        if best <= tiny {
-            return Err(NewtonFailure::Singular);
-        }
-        if p != k {
-            for c in k..cols {
-                mat.swap(k * cols + c, p * cols + c);
-            }
-        }
-        let piv = mat[k * cols + k];
-        for r in k + 1..nn {
-            let l = mat[r * cols + k] / piv;
-            if l == T::ZERO {
-                continue;
-            }
-            for c in k + 1..cols {
-                mat[r * cols + c] = mat[r * cols + c] - l * mat[k * cols + c];
-            }
-        }
-    }
-    for k in (0..nn).rev() {
-        let mut v = mat[k * cols + nn];
-        for c in k + 1..nn {
-            v = v - mat[k * cols + c] * mat[c * cols + nn];
-        }
-        v = v / mat[k * cols + k];
-        if !v.is_finite() {
-            return Err(NewtonFailure::NonFinite);
-        }
-        mat[k * cols + nn] = v;
-    }
-    Ok(())
+    solved
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ pub mod format;
 pub mod implicit;
 pub mod kernels;
 pub mod limits;
+pub mod lu;
 mod model;
 pub mod sim;
 pub mod solver;

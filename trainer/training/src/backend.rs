@@ -37,10 +37,12 @@ impl BackendKind {
                 if cfg!(feature = "cuda") {
                     Ok(())
                 } else {
-                    Err("this odeflash was built without CUDA support: rebuild with \
+                    Err(
+                        "this odeflash was built without CUDA support: rebuild with \
                          `cargo build --release -p odeflash-cli --features cuda` (needs only the \
                          NVIDIA driver at run time), or use `--backend cpu`"
-                        .into())
+                            .into(),
+                    )
                 }
             }
         }

@@ -8,7 +8,8 @@
 use std::convert::Infallible;
 
 use odeflash_runtime::implicit::{
-    ImplicitTableau, BACKWARD_EULER, RADAU_IIA3, RADAU_IIA5, TRAPEZOID,
+    add_identity, subtract_stage_jacobian, ImplicitTableau, BACKWARD_EULER, RADAU_IIA3, RADAU_IIA5,
+    TRAPEZOID,
 };
 use odeflash_runtime::solver::rk_step;
 use odeflash_runtime::Solver;
@@ -252,17 +253,19 @@ fn implicit_step<S: OdeSystem + ?Sized>(
                 }
                 rhs[r + k] = g;
             }
-            for j in fi..s {
-                let cidx = (j - fi) * n;
-                let ha = h * tab.a[i][j];
-                for k in 0..n {
-                    for l in 0..n {
-                        let d = if i == j && k == l { 1.0 } else { 0.0 };
-                        mat[(r + k) * m + cidx + l] = d - ha * ws.jac[j * n * n + k * n + l];
-                    }
-                }
-            }
         }
+        mat.fill(0.0);
+        for j in fi..s {
+            subtract_stage_jacobian(
+                &mut mat,
+                tab,
+                n,
+                h,
+                j - fi,
+                &ws.jac[j * n * n..(j + 1) * n * n],
+            );
+        }
+        add_identity(&mut mat, m);
         stats.lu_decompositions += 1;
         let lu = Lu::factor(m, mat.clone()).map_err(|_| StiffError::SingularMatrix { t, h })?;
         lu.solve(&mut rhs);

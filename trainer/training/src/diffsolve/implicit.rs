@@ -49,7 +49,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use odeflash_runtime::implicit::{
-    ImplicitTableau, BACKWARD_EULER, RADAU_IIA3, RADAU_IIA5, TRAPEZOID,
+    add_identity, subtract_stage_jacobian, ImplicitTableau, BACKWARD_EULER, RADAU_IIA3, RADAU_IIA5,
+    TRAPEZOID,
 };
 
 use crate::diffsolve::{host_values, NewtonFailure, SolveError, Stepper, VectorField};
@@ -354,20 +355,20 @@ fn newton(
             res = res.max(rms_g);
             // M = I - h (A ⊗ J), stage Jacobians at their own stages.
             let mut mat = vec![0.0f64; big_n * big_n];
-            for k in 0..m {
-                for l in 0..m {
-                    let a = tab.a[fi + k][fi + l];
-                    for r in 0..n {
-                        for c in 0..n {
-                            let jv = js[l][b * n * n + r * n + c];
-                            let diag = if k == l && r == c { 1.0 } else { 0.0 };
-                            mat[(k * n + r) * big_n + l * n + c] = diag - sys.h * a * jv;
-                        }
-                    }
-                }
+            for (l, jl) in js.iter().enumerate() {
+                subtract_stage_jacobian(
+                    &mut mat,
+                    tab,
+                    n,
+                    sys.h,
+                    l,
+                    &jl[b * n * n..(b + 1) * n * n],
+                );
             }
-            let Ok(lu) = Lu::factor_rel(big_n, mat, 1e-13) else {
-                return fail(NewtonFailure::Singular, iter, res, last_increment);
+            add_identity(&mut mat, big_n);
+            let lu = match Lu::factor_rel(big_n, mat, 1e-13) {
+                Ok(lu) => lu,
+                Err(reason) => return fail(reason, iter, res, last_increment),
             };
             let mut dz = g.clone();
             lu.solve(&mut dz);
@@ -434,7 +435,7 @@ fn lu_solve_tensor<B: Backend>(lus: &[Lu], r: Tensor<B, 2>) -> Tensor<B, 2> {
     let device = r.device();
     let perm: Vec<i64> = lus
         .iter()
-        .flat_map(|lu| lu.perm().iter().map(|&p| p as i64))
+        .flat_map(|lu| lu.perm().into_iter().map(|p| p as i64))
         .collect();
     let perm = Tensor::<B, 2, Int>::from_data(TensorData::new(perm, [batch, big_n]), &device);
     // Column i of L (rows below i) and of U (rows above i), column-major per row.
@@ -1088,17 +1089,10 @@ mod tests {
         let mut minv = vec![0.0f64; batch * big_n * big_n];
         for b in 0..batch {
             let mut mat = vec![0.0f64; big_n * big_n];
-            for k in 0..m {
-                for l in 0..m {
-                    for r in 0..n {
-                        for c in 0..n {
-                            let d = if k == l && r == c { 1.0 } else { 0.0 };
-                            mat[(k * n + r) * big_n + l * n + c] =
-                                d - h * tab.a[fi + k][fi + l] * j0[b * n * n + r * n + c];
-                        }
-                    }
-                }
+            for l in 0..m {
+                subtract_stage_jacobian(&mut mat, &tab, n, h, l, &j0[b * n * n..(b + 1) * n * n]);
             }
+            add_identity(&mut mat, big_n);
             let lu = Lu::factor(big_n, mat).unwrap();
             for col in 0..big_n {
                 let mut x = vec![0.0; big_n];

@@ -409,26 +409,8 @@ pub enum SolveError {
     },
 }
 
-/// Why a Newton iteration of an implicit step failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NewtonFailure {
-    /// No convergence within the iteration limit (or the increments grew).
-    NotConverged,
-    /// The iteration matrix `I - h (A ⊗ J)` was singular to working precision.
-    Singular,
-    /// The field or the iterate became non-finite.
-    NonFinite,
-}
-
-impl std::fmt::Display for NewtonFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            NewtonFailure::NotConverged => "Newton iteration did not converge",
-            NewtonFailure::Singular => "singular Newton matrix",
-            NewtonFailure::NonFinite => "non-finite values in the Newton iteration",
-        })
-    }
-}
+/// Why a Newton iteration failed: the runtime's type, shared by every Newton solve.
+pub use odeflash_runtime::NewtonFailure;
 
 impl SolveError {
     /// The error with the step index and time of the solve it happened in.

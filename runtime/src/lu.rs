@@ -1,0 +1,192 @@
+//! Dense LU with partial pivoting, in place and heap-free: the one elimination behind the
+//! device's implicit steps and the host's reference solvers (real and, through [`Scalar`],
+//! complex Newton matrices).
+//!
+//! Row-major `n × n` storage: after [`lu_factor`], `U` is on and above the diagonal and the
+//! multipliers of `L` (unit diagonal implied) below it; `piv[k]` is the row exchanged with row
+//! `k` at step `k` (rows are exchanged whole, so `P A = L U`). A right-hand side can be carried
+//! through the elimination as it runs (one solve, no pivots stored), or solved later with the
+//! stored pivots ([`lu_solve`]); both do the same operations in the same order, so they agree
+//! to the bit.
+
+use crate::implicit::NewtonFailure;
+use crate::solver::Real;
+
+/// An entry of a matrix to eliminate: a field with a magnitude to choose pivots by.
+pub trait Scalar:
+    Copy
+    + core::ops::Add<Output = Self>
+    + core::ops::Sub<Output = Self>
+    + core::ops::Mul<Output = Self>
+    + core::ops::Div<Output = Self>
+{
+    /// The type of magnitudes.
+    type Mag: Real;
+    /// The pivoting magnitude: `|x|` for reals (`|re| + |im|` is enough for complex numbers).
+    fn magnitude(self) -> Self::Mag;
+    /// Neither part infinite nor NaN.
+    fn finite(self) -> bool;
+    /// Exactly zero (a multiplier that can be skipped).
+    fn is_zero(self) -> bool;
+}
+
+macro_rules! real_scalar {
+    ($t:ty) => {
+        impl Scalar for $t {
+            type Mag = $t;
+            fn magnitude(self) -> $t {
+                Real::abs(self)
+            }
+            fn finite(self) -> bool {
+                Real::is_finite(self)
+            }
+            fn is_zero(self) -> bool {
+                self == 0.0
+            }
+        }
+    };
+}
+real_scalar!(f32);
+real_scalar!(f64);
+
+/// Factors the row-major `n × n` matrix `a` in place (see the module doc), recording the pivots
+/// in `piv` when given and applying the row operations to `rhs` when given (`rhs` then holds
+/// `L⁻¹ P rhs`, ready for [`back_substitute`]).
+///
+/// Any non-finite entry of `a` or `rhs` is [`NewtonFailure::NonFinite`]; a pivot at most `rel`
+/// times the largest entry of `a` is [`NewtonFailure::Singular`] (`rel = 0` refuses only exact
+/// zeros); slices shorter than `n × n` / `n` are [`NewtonFailure::ScratchTooSmall`].
+pub fn lu_factor<T: Scalar>(
+    a: &mut [T],
+    n: usize,
+    mut piv: Option<&mut [usize]>,
+    mut rhs: Option<&mut [T]>,
+    rel: T::Mag,
+) -> Result<(), NewtonFailure> {
+    let short = |s: Option<usize>| s.is_some_and(|len| len < n);
+    if a.len() < n * n
+        || short(piv.as_deref().map(<[usize]>::len))
+        || short(rhs.as_deref().map(<[T]>::len))
+    {
+        return Err(NewtonFailure::ScratchTooSmall);
+    }
+    let mut scale = T::Mag::ZERO;
+    for &v in &a[..n * n] {
+        if !v.finite() {
+            return Err(NewtonFailure::NonFinite);
+        }
+        let m = v.magnitude();
+        if m > scale {
+            scale = m;
+        }
+    }
+    if rhs
+        .as_deref()
+        .is_some_and(|b| b[..n].iter().any(|v| !v.finite()))
+    {
+        return Err(NewtonFailure::NonFinite);
+    }
+    let tiny = scale * rel;
+    for k in 0..n {
+        let mut p = k;
+        let mut best = a[k * n + k].magnitude();
+        for r in k + 1..n {
+            let m = a[r * n + k].magnitude();
+            if m > best {
+                best = m;
+                p = r;
+            }
+        }
+        // Entries are finite (checked above), so this also covers an all-zero column.
+        if best <= tiny {
+            return Err(NewtonFailure::Singular);
+        }
+        if p != k {
+            for c in 0..n {
+                a.swap(k * n + c, p * n + c);
+            }
+            if let Some(b) = rhs.as_deref_mut() {
+                b.swap(k, p);
+            }
+        }
+        if let Some(piv) = piv.as_deref_mut() {
+            piv[k] = p;
+        }
+        let d = a[k * n + k];
+        for r in k + 1..n {
+            let l = a[r * n + k] / d;
+            a[r * n + k] = l;
+            if l.is_zero() {
+                continue;
+            }
+            for c in k + 1..n {
+                a[r * n + c] = a[r * n + c] - l * a[k * n + c];
+            }
+        }
+        if let Some(b) = rhs.as_deref_mut() {
+            eliminate_column(a, n, k, b);
+        }
+    }
+    Ok(())
+}
+
+/// Step `k` of the forward elimination applied to `b`: `b[r] -= l[r][k] b[k]` below the pivot.
+fn eliminate_column<T: Scalar>(lu: &[T], n: usize, k: usize, b: &mut [T]) {
+    let bk = b[k];
+    for r in k + 1..n {
+        let l = lu[r * n + k];
+        if !l.is_zero() {
+            b[r] = b[r] - l * bk;
+        }
+    }
+}
+
+/// Solves `U x = b` in place with the factors of [`lu_factor`]. A non-finite component is
+/// [`NewtonFailure::NonFinite`] (it is left in `b`, where the caller may look).
+pub fn back_substitute<T: Scalar>(lu: &[T], n: usize, b: &mut [T]) -> Result<(), NewtonFailure> {
+    if lu.len() < n * n || b.len() < n {
+        return Err(NewtonFailure::ScratchTooSmall);
+    }
+    for k in (0..n).rev() {
+        let mut v = b[k];
+        for c in k + 1..n {
+            v = v - lu[k * n + c] * b[c];
+        }
+        v = v / lu[k * n + k];
+        b[k] = v;
+        if !v.finite() {
+            return Err(NewtonFailure::NonFinite);
+        }
+    }
+    Ok(())
+}
+
+/// Solves `A x = b` in place with the factors and pivots of [`lu_factor`].
+pub fn lu_solve<T: Scalar>(
+    lu: &[T],
+    n: usize,
+    piv: &[usize],
+    b: &mut [T],
+) -> Result<(), NewtonFailure> {
+    if piv.len() < n || b.len() < n {
+        return Err(NewtonFailure::ScratchTooSmall);
+    }
+    for (k, &p) in piv[..n].iter().enumerate() {
+        b.swap(k, p);
+    }
+    for k in 0..n {
+        eliminate_column(lu, n, k, b);
+    }
+    back_substitute(lu, n, b)
+}
+
+/// The permutation of `P A = L U` from the pivots: row `i` of the factors is row `perm[i]` of
+/// `A`.
+pub fn permutation(piv: &[usize], perm: &mut [usize]) {
+    for (i, p) in perm.iter_mut().enumerate() {
+        *p = i;
+    }
+    for (k, &p) in piv.iter().enumerate() {
+        perm.swap(k, p);
+    }
+}
