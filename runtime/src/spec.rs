@@ -571,7 +571,17 @@ fn quantize_layer(l: &LayerSpec) -> (Vec<i8>, Vec<f32>) {
 pub mod examples {
     use super::*;
 
-    /// Small deterministic generator (SplitMix64), uniform in [-1, 1).
+    /// One step of SplitMix64 (Steele, Lea & Flood, 2014): advances `state` and returns 64
+    /// random bits. The workspace's one generator: the trainer's seeded `Rng` steps it too.
+    pub fn splitmix64(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Small deterministic generator ([`splitmix64`]), uniform in [-1, 1).
     pub struct Rng(u64);
 
     impl Rng {
@@ -582,11 +592,7 @@ pub mod examples {
 
         /// Next value in [-1, 1).
         pub fn next_f32(&mut self) -> f32 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
+            let z = splitmix64(&mut self.0);
             ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         }
     }

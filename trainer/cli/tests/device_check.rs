@@ -14,7 +14,7 @@ use tempfile::TempDir;
 
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../examples/models/single-nn-memode.json"
+    "/../../examples/models/single-nn-memode.json"
 );
 
 fn odeflash(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {

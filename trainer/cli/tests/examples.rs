@@ -9,7 +9,7 @@ use odeflash_runtime::spec::examples::single_nn_memode;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
+        .join("../..")
         .join("examples")
 }
 

@@ -776,9 +776,11 @@ pub fn firmware_root() -> PathBuf {
     if let Some(d) = std::env::var_os("ODEFLASH_FIRMWARE_DIR") {
         return PathBuf::from(d);
     }
+    // This crate sits at `trainer/device` in the workspace.
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or_else(|| Path::new(".."))
+        .ancestors()
+        .nth(2)
+        .unwrap_or_else(|| Path::new("../.."))
         .join("firmware-examples")
 }
 

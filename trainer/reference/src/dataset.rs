@@ -245,3 +245,30 @@ impl Oscillator {
         Ok(())
     }
 }
+
+/// `NMSE(z, z~)` of paper 000 eq. 4: mean squared error divided by the unbiased variance of the
+/// measured sequence (eq. 3).
+pub fn nmse(measured: &[f32], predicted: &[f64]) -> f64 {
+    let var = crate::memristor::data::unbiased_variance(measured);
+    nmse_with(measured, predicted, var)
+}
+
+/// [`nmse`] with the variance given: that of the whole measured trajectory when only part of it
+/// is scored (after a warm-up). A prediction that left finite values scores infinity.
+pub fn nmse_with<P: Copy + Into<f64>>(measured: &[f32], predicted: &[P], var: f64) -> f64 {
+    let n = measured.len().min(predicted.len());
+    if n == 0 {
+        return f64::INFINITY;
+    }
+    let se: f64 = measured
+        .iter()
+        .zip(predicted)
+        .map(|(&m, &p)| (f64::from(m) - p.into()).powi(2))
+        .sum();
+    let r = se / n as f64 / var;
+    if r.is_finite() {
+        r
+    } else {
+        f64::INFINITY
+    }
+}

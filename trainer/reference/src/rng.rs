@@ -1,4 +1,5 @@
-//! A small seeded generator (SplitMix64), so runs are repeatable and the state fits a checkpoint.
+//! The seeded generator of every host-side random choice (the runtime's SplitMix64 step), so
+//! runs are repeatable and the state fits a checkpoint.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,11 +27,7 @@ impl Rng {
 
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        odeflash_runtime::spec::examples::splitmix64(&mut self.state)
     }
 
     /// Uniform in [0, 1).

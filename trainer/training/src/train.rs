@@ -143,17 +143,11 @@ pub struct Job<'a, M: TrainModel> {
 pub fn nmse(pred: &[Vec<f32>], t: &Trajectory) -> f64 {
     let var = t.variances();
     let skip = t.warmup.min(t.len().saturating_sub(1));
-    let mut total = 0.0;
-    for ((p, y), v) in pred.iter().zip(&t.channels).zip(&var) {
-        let n = y.len() - skip;
-        let se: f64 = p[skip..]
-            .iter()
-            .zip(&y[skip..])
-            .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-            .sum();
-        total += se / n as f64 / v;
-    }
-    total
+    pred.iter()
+        .zip(&t.channels)
+        .zip(&var)
+        .map(|((p, y), &v)| odeflash_reference::dataset::nmse_with(&y[skip..], &p[skip..], v))
+        .sum()
 }
 
 /// Simulates trajectories with the runtime (batched, f32, the deployed solver) from the given

@@ -4,9 +4,11 @@
 //! - [`data`]: `manifest.toml` + one CSV per trajectory, checked defect by defect;
 //! - [`synth`]: a synthetic device outside every fitted model family (`odeflash data
 //!   synth-memristor`);
+//! - [`circuit`]: the series-resistor solve for the device voltage;
 //! - [`baseline`]: MMS and GMMS in the series-resistor circuit, DE + L-BFGS-B, `fit.json`.
 
 pub mod baseline;
+pub mod circuit;
 pub mod data;
 pub mod synth;
 

@@ -285,30 +285,9 @@ impl SdcDevice {
     /// Solves `v + R_s i(v) = v_s` for the memristor voltage (safeguarded Newton, bracketed by 0
     /// and `v_s`, since `i` is increasing and has the sign of `v`). Returns `(v, i, di/dv)`.
     fn solve_v(th: &Thermal, r_s: f64, v_s: f64, guess: f64) -> (f64, f64, f64) {
-        let (mut lo, mut hi) = if v_s >= 0.0 { (0.0, v_s) } else { (v_s, 0.0) };
-        let mut v = guess.clamp(lo, hi);
-        for _ in 0..60 {
-            let (i, di) = Self::current(th, v);
-            let f = v + r_s * i - v_s;
-            if f > 0.0 {
-                hi = v;
-            } else {
-                lo = v;
-            }
-            let newton = v - f / (1.0 + r_s * di);
-            if (newton - v).abs() <= 1e-14 * (1.0 + v.abs()) {
-                v = newton;
-                break;
-            }
-            v = if newton > lo && newton < hi {
-                newton
-            } else {
-                0.5 * (lo + hi)
-            };
-            if hi - lo <= 1e-15 {
-                break;
-            }
-        }
+        let bracket = if v_s >= 0.0 { (0.0, v_s) } else { (v_s, 0.0) };
+        let (v, _) =
+            super::circuit::solve_divider(v_s, r_s, guess, Some(bracket), |v| Self::current(th, v));
         let (i, di) = Self::current(th, v);
         (v, i, di)
     }

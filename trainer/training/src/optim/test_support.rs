@@ -11,26 +11,18 @@ pub(crate) type Tb = Flex;
 /// Shapes of the test parameters: a weight matrix and a bias row.
 pub(crate) const SHAPES: [[usize; 2]; 2] = [[3, 4], [1, 5]];
 
-/// A small deterministic generator (SplitMix64).
-pub(crate) struct Rng(u64);
+/// The workspace's seeded generator, drawing test parameters.
+pub(crate) struct Rng(odeflash_reference::rng::Rng);
 
 impl Rng {
     pub(crate) fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        Self(odeflash_reference::rng::Rng::new(seed))
     }
 
     /// Uniform in `[lo, hi)`, as `f32`.
     #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
     pub(crate) fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let unit = self.0.uniform();
         (f64::from(lo) + unit * f64::from(hi - lo)) as f32
     }
 

@@ -205,32 +205,7 @@ impl ParamSpace {
     }
 }
 
-/// `NMSE(z, z~)` of paper 000 eq. 4: mean squared error divided by the unbiased variance of the
-/// measured sequence (eq. 3).
-pub fn nmse(measured: &[f32], predicted: &[f64]) -> f64 {
-    let var = super::data::unbiased_variance(measured);
-    nmse_with(measured, predicted, var)
-}
-
-/// [`nmse`] with the variance given: that of the whole measured trajectory when only part of it
-/// is scored (after a warm-up).
-pub fn nmse_with(measured: &[f32], predicted: &[f64], var: f64) -> f64 {
-    let n = measured.len().min(predicted.len());
-    if n == 0 {
-        return f64::INFINITY;
-    }
-    let se: f64 = measured
-        .iter()
-        .zip(predicted)
-        .map(|(&m, &p)| (f64::from(m) - p).powi(2))
-        .sum();
-    let r = se / n as f64 / var;
-    if r.is_finite() {
-        r
-    } else {
-        f64::INFINITY
-    }
-}
+pub use crate::dataset::{nmse, nmse_with};
 
 /// The response of `model` to trajectory `traj`'s supply record.
 pub fn predict(model: &CompactModel, traj: &MemristorTrajectory, opts: &SimOptions) -> Prediction {
