@@ -304,7 +304,7 @@ mod dense {
 
 /// A net's definition and its parameters (`[in, out]` weights and biases, layer by layer).
 #[derive(Clone, Copy)]
-struct Net<'a> {
+struct NetParams<'a> {
     def: &'a MlpDef,
     p: &'a [Vec<f64>],
     k: dense::Kernels,
@@ -319,9 +319,9 @@ struct NetTape {
     bar: [Vec<f64>; 2],
 }
 
-impl<'a> Net<'a> {
+impl<'a> NetParams<'a> {
     fn new(def: &'a MlpDef, p: &'a [Vec<f64>]) -> Self {
-        Net {
+        NetParams {
             def,
             p,
             k: dense::kernels(),
@@ -396,8 +396,8 @@ impl<'a> Net<'a> {
 /// The memristor's vector field and readout for one record (one series resistor).
 struct Field<'a> {
     m: &'a Memristor,
-    f: Net<'a>,
-    g: Option<Net<'a>>,
+    f: NetParams<'a>,
+    g: Option<NetParams<'a>>,
     /// Ohms (SingleNN and iterator memductance).
     r_on: f64,
     r_off: f64,
@@ -430,10 +430,10 @@ impl<'a> Field<'a> {
         };
         Field {
             m,
-            f: Net::new(&m.f, &p[..nf]),
+            f: NetParams::new(&m.f, &p[..nf]),
             g: m.g
                 .as_ref()
-                .map(|def| Net::new(def, &p[nf..nf + def.n_params()])),
+                .map(|def| NetParams::new(def, &p[nf..nf + def.n_params()])),
             r_on,
             r_off,
             rs,
@@ -592,13 +592,13 @@ impl StepWork {
     }
 }
 
-struct Stepper<'a> {
+struct FreeRunStepper<'a> {
     field: Field<'a>,
     scheme: Scheme,
     bounds: Option<(f64, f64)>,
 }
 
-impl Stepper<'_> {
+impl FreeRunStepper<'_> {
     /// One sub-step from `x` with drive `vs(c)` at stage node `c` (fraction of the sub-step);
     /// the result (clamped, as on the device) in `w.sub[j + 1]`; the stages stay in `w`.
     fn substep(&self, w: &mut StepWork, j: usize, vs: &dyn Fn(f64) -> f64) {
@@ -751,7 +751,7 @@ impl Stepper<'_> {
 }
 
 /// Eq. 8 for one value, with its partial derivatives `(c, dc/dx, dc/da, dc/db)`.
-fn constraint1(x: f64, a: f64, b: f64, gamma: f64) -> (f64, f64, f64, f64) {
+fn constraint_scalar(x: f64, a: f64, b: f64, gamma: f64) -> (f64, f64, f64, f64) {
     let sig = |z: f64| 1.0 / (1.0 + (-z).exp());
     let part = |u: f64| {
         let s = sig(u / gamma);
@@ -829,13 +829,13 @@ impl<'a> FreeRun<'a> {
         })
     }
 
-    fn stepper<'p>(&self, p: &'p [Vec<f64>], t: &Trajectory) -> Stepper<'p>
+    fn stepper<'p>(&self, p: &'p [Vec<f64>], t: &Trajectory) -> FreeRunStepper<'p>
     where
         'a: 'p,
     {
         let rs = t.consts.first().map_or(0.0, |&r| f64::from(r));
         let iterator = self.model.kind == Kind::Iterator;
-        Stepper {
+        FreeRunStepper {
             field: Field::new(self.model, p, rs, if iterator { 1.0 } else { t.dt }),
             scheme: if iterator {
                 Scheme::Iterator
@@ -969,7 +969,7 @@ impl<'a> FreeRun<'a> {
             st.field
                 .observe_back(xk, &mut tape, pbar[0][k], pbar[1][k], &mut xbar, grads);
             if state_weight != 0.0 {
-                xbar[0] += state_weight * constraint1(xk[0], 0.0, 1.0, gamma).1;
+                xbar[0] += state_weight * constraint_scalar(xk[0], 0.0, 1.0, gamma).1;
             }
             if k > 0 {
                 let xp = &run.x[(k - 1) * n..k * n];
@@ -1080,13 +1080,13 @@ impl<'a> FreeRun<'a> {
             let (on, off) = (p[nf][0], p[nf + 1][0]);
             let b = &self.model.bounds;
             let gamma = self.loss.gamma;
-            let c1 = constraint1(on, b.r_on_min / KOHM, off, gamma);
-            let c2 = constraint1(off, on, b.r_off_max / KOHM, gamma);
+            let c1 = constraint_scalar(on, b.r_on_min / KOHM, off, gamma);
+            let c2 = constraint_scalar(off, on, b.r_off_max / KOHM, gamma);
             let samples: usize = trajs.iter().map(|t| t.len()).sum();
             let c3: f64 = runs
                 .iter()
                 .flat_map(|(r, _)| r.x.iter().step_by(self.model.f.outputs()))
-                .map(|&x| constraint1(x, 0.0, 1.0, gamma).0)
+                .map(|&x| constraint_scalar(x, 0.0, 1.0, gamma).0)
                 .sum::<f64>()
                 / samples.max(1) as f64;
             terms.constraint = c1.0 + c2.0 + c3;
@@ -1169,7 +1169,7 @@ fn fit_net(
     for it in 0..iterations {
         let mut g: Vec<Vec<f64>> = p.iter().map(|v| vec![0.0; v.len()]).collect();
         {
-            let net = Net::new(def, p);
+            let net = NetParams::new(def, p);
             let mut tape = net.tape();
             for _ in 0..batch {
                 let k = ((rng.uniform() * xs.len() as f64) as usize).min(xs.len() - 1);
@@ -1194,7 +1194,7 @@ fn fit_net(
             }
         }
     }
-    let net = Net::new(def, p);
+    let net = NetParams::new(def, p);
     let mut tape = net.tape();
     let (mut se, mut sy) = (0.0, 0.0);
     for (x, y) in xs.iter().zip(ys) {

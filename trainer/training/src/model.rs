@@ -70,11 +70,10 @@ pub trait TrainModel {
     }
     /// Whether the channels are the states themselves (so windows can start from data).
     fn states_observed(&self) -> bool;
-    /// The memristor surrogate behind this model, for whole-record training
-    /// ([`crate::freerun`]); other models train on windows only.
-    fn free_run(&self) -> Option<&crate::surrogate::Memristor> {
-        None
-    }
+    /// The model as `Any`, so that a training mode written for one concrete model (the
+    /// memristor surrogates' whole-record free run) can recognize it without this trait naming
+    /// it.
+    fn as_any(&self) -> &dyn std::any::Any;
     /// The runtime model with parameter values `values`.
     fn to_spec(&self, values: &[Vec<f32>]) -> ModelSpec;
     /// The runtime model for a rig with per-trajectory constants `consts` (the memristor models
@@ -127,6 +126,10 @@ impl<B: Backend> VectorField<B> for NetField<'_, B> {
 }
 
 impl TrainModel for NeuralOde {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn n_states(&self) -> usize {
         self.f.outputs()
     }

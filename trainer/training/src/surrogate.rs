@@ -325,8 +325,8 @@ impl TrainModel for Memristor {
         self.kind == Kind::Iterator
     }
 
-    fn free_run(&self) -> Option<&Memristor> {
-        Some(self)
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     fn state_bounds(&self) -> Option<(f32, f32)> {

@@ -35,6 +35,7 @@ use crate::optim::{clip_global_norm, Optimizer, ReduceLrOnPlateau};
 use crate::run::{
     checkpoint::config_hash, Checkpoint, Interrupt, ParamTensor, Progress, Record, RunDir,
 };
+use crate::surrogate::Memristor;
 use crate::Error;
 use odeflash_reference::dataset::{Dataset, Trajectory};
 use odeflash_reference::rng::Rng;
@@ -450,7 +451,7 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
     // What a batch is trained on: whole free-running records, or windows.
     let objective = match exp.train.window_start {
         WindowStart::FreeRun => BatchKind::FreeRun(FreeRun::new(
-            model.free_run().ok_or_else(|| {
+            model.as_any().downcast_ref::<Memristor>().ok_or_else(|| {
                 Error::Input(
                     "train.window_start = \"free_run\" is implemented for the memristor surrogates"
                         .into(),
@@ -641,7 +642,7 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
             if norm.is_finite() {
                 opt.step(lr, &mut params, &g);
                 if let (Some(decay), Some(avg)) = (exp.train.average, average.as_mut()) {
-                    blend(avg, &download(&params), decay);
+                    ema_update(avg, &download(&params), decay);
                 }
             }
             global_step += 1;
@@ -745,7 +746,7 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
 }
 
 /// `avg <- decay avg + (1 - decay) x`, elementwise.
-fn blend(avg: &mut [Vec<f32>], x: &[Vec<f32>], decay: f64) {
+fn ema_update(avg: &mut [Vec<f32>], x: &[Vec<f32>], decay: f64) {
     let d = decay as f32;
     for (a, x) in avg.iter_mut().zip(x) {
         for (a, &x) in a.iter_mut().zip(x) {

@@ -9,7 +9,9 @@ use odeflash_runtime::limits::MAX_SUBSTEPS;
 use odeflash_runtime::Solver;
 
 use crate::args::SolverArg;
-use crate::paper000::eval::{self as ev, Candidate, Host, LoadOptions, Report, Warmup, WarmupMode};
+use crate::paper000::eval::{
+    self as ev, Candidate, EvalReport, Host, LoadOptions, Warmup, WarmupMode,
+};
 use crate::Error;
 
 /// `odeflash eval`.
@@ -22,7 +24,7 @@ pub struct EvalArgs {
     /// fits (`odeflash baseline`: the directory or its `fit.json`), in any mix.
     #[arg(required = true, value_name = "MODEL_OR_RUN")]
     pub models: Vec<PathBuf>,
-    /// Report directory (gets `report.md`, `report.json` and the figures).
+    /// EvalReport directory (gets `report.md`, `report.json` and the figures).
     #[arg(long, value_name = "REPORT_DIR")]
     pub out: PathBuf,
     /// Supply periods every model simulates before the scored samples, so that its unknown
@@ -189,7 +191,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
             }
         })
         .collect();
-    let mut report = Report {
+    let mut report = EvalReport {
         data: ds.dir.clone(),
         warmup,
         warmup_text: warmup.describe(),

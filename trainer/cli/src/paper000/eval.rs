@@ -818,7 +818,7 @@ pub struct ModelReport {
     pub generation_seconds: f64,
     /// Table II.
     pub lb: LbSummary,
-    /// Table I, in [`Report::trajectories`] order.
+    /// Table I, in [`EvalReport::trajectories`] order.
     pub scores: Vec<Score>,
     /// Remarks.
     pub notes: Vec<String>,
@@ -826,7 +826,7 @@ pub struct ModelReport {
 
 /// `report.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Report {
+pub struct EvalReport {
     /// The dataset directory.
     pub data: PathBuf,
     /// The warm-up.
@@ -879,7 +879,7 @@ fn seconds(x: Option<f64>) -> String {
 }
 
 /// `report.md`.
-pub fn markdown(r: &Report) -> String {
+pub fn markdown(r: &EvalReport) -> String {
     let mut s = String::new();
     let n = r.trajectories.len();
     let samples: usize = r.trajectories.iter().map(|t| t.samples).sum();
@@ -1071,7 +1071,7 @@ pub fn figure_7(
 
 /// Fig. 8: `L_b` of every trajectory (Table I order) for every model, markers side by side on a
 /// log axis.
-pub fn figure_8(path: &Path, r: &Report) -> Result<(), Error> {
+pub fn figure_8(path: &Path, r: &EvalReport) -> Result<(), Error> {
     let names: Vec<String> = r
         .trajectories
         .iter()

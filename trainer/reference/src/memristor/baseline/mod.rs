@@ -779,7 +779,7 @@ pub fn plot_trajectory(
     let (mv, mi) = (f(&traj.v), f(&traj.i));
     let pv = prediction.v[from..].to_vec();
     let pi = prediction.i[from..].to_vec();
-    let ua = |x: &[f64]| x.iter().map(|v| v * 1e6).collect::<Vec<f64>>();
+    let micro_amps = |x: &[f64]| x.iter().map(|v| v * 1e6).collect::<Vec<f64>>();
     let title = format!(
         "{label}: {} ({} V, {} Hz, R_s {} ohm, {})",
         traj.name,
@@ -811,10 +811,10 @@ pub fn plot_trajectory(
         "t [s]",
         "i [uA]",
         &[
-            Series::new("measured", t.clone(), ua(&mi))
+            Series::new("measured", t.clone(), micro_amps(&mi))
                 .dashed()
                 .color(0),
-            Series::new(label, t, ua(&pi)).color(1),
+            Series::new(label, t, micro_amps(&pi)).color(1),
         ],
     )?;
     plot_series(
@@ -823,8 +823,10 @@ pub fn plot_trajectory(
         "v [V]",
         "i [uA]",
         &[
-            Series::new("measured", mv, ua(&mi)).dashed().color(0),
-            Series::new(label, pv, ua(&pi)).color(1),
+            Series::new("measured", mv, micro_amps(&mi))
+                .dashed()
+                .color(0),
+            Series::new(label, pv, micro_amps(&pi)).color(1),
         ],
     )?;
     Ok(files)
