@@ -48,6 +48,8 @@ compile_error!(
 );
 
 pub mod activation;
+#[cfg(feature = "std")]
+pub mod convergence;
 pub mod crc;
 mod error;
 pub mod format;

@@ -83,17 +83,8 @@ fn observed_order_matches_tableau_f64() {
                 .iter()
                 .map(|&n| integrate(solver, &p, 2.0, n))
                 .collect();
-            // Least-squares slope of log2(error) against log2(steps).
-            let pts: Vec<(f64, f64)> = steps
-                .iter()
-                .zip(&errs)
-                .map(|(&n, &e)| ((n as f64).log2(), e.log2()))
-                .collect();
-            let mx = pts.iter().map(|p| p.0).sum::<f64>() / pts.len() as f64;
-            let my = pts.iter().map(|p| p.1).sum::<f64>() / pts.len() as f64;
-            let slope = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>()
-                / pts.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>();
-            let observed = -slope;
+            let hs: Vec<f64> = steps.iter().map(|&n| 2.0 / n as f64).collect();
+            let observed = odeflash_runtime::convergence::observed_order(&hs, &errs);
             assert!(
                 (observed - order).abs() < 0.4,
                 "{:?} on {}: observed order {observed:.3} (errors {errs:?}), expected {order}",

@@ -56,16 +56,7 @@ fn integrate(
     Ok(y)
 }
 
-/// Least-squares slope of `log err` against `log h`.
-fn slope(hs: &[f64], errs: &[f64]) -> f64 {
-    let xs: Vec<f64> = hs.iter().map(|h| h.ln()).collect();
-    let ys: Vec<f64> = errs.iter().map(|e| e.ln()).collect();
-    let mx = xs.iter().sum::<f64>() / xs.len() as f64;
-    let my = ys.iter().sum::<f64>() / ys.len() as f64;
-    let num: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
-    let den: f64 = xs.iter().map(|x| (x - mx) * (x - mx)).sum();
-    num / den
-}
+use odeflash_runtime::convergence::observed_order as slope;
 
 /// A nonlinear, non-autonomous 2-D problem with a known solution: `y1 = 1 / (1 + t)`,
 /// `y2 = exp(-t) + sin t`, from `y1' = -y1^2`, `y2' = -y2 + sin t + cos t`, coupled through a

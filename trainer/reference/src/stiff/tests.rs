@@ -239,7 +239,7 @@ fn observed_order(method: FixedMethod, h: f64, mu: f64) -> f64 {
         let e = Kaps::exact(1.0);
         (s.y[0][0] - e[0]).abs().max((s.y[0][1] - e[1]).abs())
     };
-    (err(h) / err(h / 2.0)).log2()
+    odeflash_runtime::convergence::observed_order(&[h, h / 2.0], &[err(h), err(h / 2.0)])
 }
 
 #[test]

@@ -619,16 +619,7 @@ mod tests {
         Tensor::from_data(TensorData::new(v.to_vec(), shape), &Default::default())
     }
 
-    /// Least-squares slope of log(error) against log(h).
-    fn slope(hs: &[f64], errs: &[f64]) -> f64 {
-        let xs: Vec<f64> = hs.iter().map(|h| h.ln()).collect();
-        let ys: Vec<f64> = errs.iter().map(|e| e.ln()).collect();
-        let k = xs.len() as f64;
-        let (mx, my) = (xs.iter().sum::<f64>() / k, ys.iter().sum::<f64>() / k);
-        let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
-        let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
-        sxy / sxx
-    }
+    use odeflash_runtime::convergence::observed_order as slope;
 
     /// `y' = y^2`: `y = y0 / (1 - y0 t)`; its backward-Euler step has no root when `4 h y > 1`.
     struct Square;
