@@ -478,24 +478,7 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
     let mut rng = Rng::new(exp.train.seed);
     let mut values = model.init(&mut rng);
     if let Some(dir) = &exp.train.init_from {
-        // A run directory (its best parameters) or a checkpoint file.
-        let ck = if dir.is_file() {
-            Checkpoint::load_file(dir)?
-        } else {
-            Checkpoint::load_best(dir)?
-        };
-        for ((name, shape), v) in names.iter().zip(&shapes).zip(values.iter_mut()) {
-            match ck.params.iter().find(|p| &p.name == name) {
-                Some(p) if &p.shape == shape => v.clone_from(&p.values),
-                _ => {
-                    return Err(Error::Input(format!(
-                        "train.init_from: {} has no parameter {name} of shape {shape:?}; it is a \
-                         run of another model",
-                        dir.display()
-                    )))
-                }
-            }
-        }
+        load_init_from(dir, &names, &shapes, &mut values)?;
     }
     if let (true, BatchKind::Windows(plan)) = (learned, &objective) {
         shapes.push([plan.total(), n]);
@@ -681,51 +664,24 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
             .with("loss_constraint", term_sums[3] / batches as f64)
             .with("seconds", t_epoch.elapsed().as_secs_f64());
         metrics.append(record)?;
-        // The optimizer's own state, and the learning rate it runs at (the scheduler's output).
-        let mut opt_state = serde_json::json!({
-            "state": serde_json::to_value(opt.state()).map_err(Error::Serialize)?,
-            "lr": lr,
-        });
-        if let Some(avg) = &average {
-            opt_state["average"] = serde_json::to_value(avg).map_err(Error::Serialize)?;
-        }
-        let mut ck = Checkpoint {
-            epoch: epoch + 1,
-            global_step,
-            rng_state: rng.state(),
-            params: names
-                .iter()
-                .zip(&shapes)
-                .zip(&values)
-                .map(|((name, shape), v)| ParamTensor {
-                    name: name.clone(),
-                    shape: *shape,
-                    values: v.clone(),
-                })
-                .collect(),
-            optimizer: opt_state,
-            scheduler: sched.as_ref().map_or(serde_json::Value::Null, |s| {
-                serde_json::to_value(s).unwrap_or_default()
-            }),
-            best_val_loss: best,
-            config_hash: hash.clone(),
-        };
-        let improved = ck.observe_val_loss(val_loss);
-        best = ck.best_val_loss;
-        ck.save(job.dir.path())?;
-        // The checkpoint resumes from the parameters; snapshots and the best hold what was
-        // validated.
-        if let Some(avg) = &average {
-            for (p, v) in ck.params.iter_mut().zip(avg) {
-                p.values.clone_from(v);
-            }
-        }
-        if exp.train.is_snapshot_epoch(epoch + 1) {
-            job.dir.save_snapshot(&ck)?;
-        }
-        if improved {
-            ck.save_best(job.dir.path())?;
-        }
+        best = save_epoch(
+            job,
+            EpochState {
+                epoch: epoch + 1,
+                global_step,
+                rng: &rng,
+                names: &names,
+                shapes: &shapes,
+                values: &values,
+                average: average.as_deref(),
+                optimizer: opt.as_ref(),
+                scheduler: sched.as_ref(),
+                lr,
+                best,
+                hash: &hash,
+            },
+            val_loss,
+        )?;
         odeflash_reference::plot::learning_curve(
             &job.dir.learning_curve_path(),
             metrics.records(),
@@ -743,6 +699,106 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
         interrupted,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Copies the parameters of `train.init_from` (a run directory's best epoch, or a checkpoint
+/// file) into `values`, refusing a run of another model.
+fn load_init_from(
+    dir: &std::path::Path,
+    names: &[String],
+    shapes: &[[usize; 2]],
+    values: &mut [Vec<f32>],
+) -> Result<(), Error> {
+    let ck = if dir.is_file() {
+        Checkpoint::load_file(dir)?
+    } else {
+        Checkpoint::load_best(dir)?
+    };
+    for ((name, shape), v) in names.iter().zip(shapes).zip(values.iter_mut()) {
+        match ck.params.iter().find(|p| &p.name == name) {
+            Some(p) if &p.shape == shape => v.clone_from(&p.values),
+            _ => {
+                return Err(Error::Input(format!(
+                    "train.init_from: {} has no parameter {name} of shape {shape:?}; it is a \
+                     run of another model",
+                    dir.display()
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What an epoch leaves behind: the training state a checkpoint resumes from.
+struct EpochState<'a, O: ?Sized, S> {
+    epoch: u64,
+    global_step: u64,
+    rng: &'a Rng,
+    names: &'a [String],
+    shapes: &'a [[usize; 2]],
+    values: &'a [Vec<f32>],
+    average: Option<&'a [Vec<f32>]>,
+    optimizer: &'a O,
+    scheduler: Option<&'a S>,
+    lr: f64,
+    best: Option<f64>,
+    hash: &'a str,
+}
+
+/// Writes the epoch's checkpoint, its snapshot (`train.snapshot_epochs`) and, when `val_loss`
+/// improved on the best, `best.json`; returns the best validation loss so far.
+fn save_epoch<M: TrainModel, B: burn::tensor::backend::Backend>(
+    job: &Job<'_, M>,
+    st: EpochState<'_, dyn Optimizer<B>, ReduceLrOnPlateau>,
+    val_loss: f64,
+) -> Result<Option<f64>, Error> {
+    // The optimizer's own state, and the learning rate it runs at (the scheduler's output).
+    let mut opt_state = serde_json::json!({
+        "state": serde_json::to_value(st.optimizer.state()).map_err(Error::Serialize)?,
+        "lr": st.lr,
+    });
+    if let Some(avg) = st.average {
+        opt_state["average"] = serde_json::to_value(avg).map_err(Error::Serialize)?;
+    }
+    let mut ck = Checkpoint {
+        epoch: st.epoch,
+        global_step: st.global_step,
+        rng_state: st.rng.state(),
+        params: st
+            .names
+            .iter()
+            .zip(st.shapes)
+            .zip(st.values)
+            .map(|((name, shape), v)| ParamTensor {
+                name: name.clone(),
+                shape: *shape,
+                values: v.clone(),
+            })
+            .collect(),
+        optimizer: opt_state,
+        scheduler: st.scheduler.map_or(serde_json::Value::Null, |s| {
+            serde_json::to_value(s).unwrap_or_default()
+        }),
+        best_val_loss: st.best,
+        config_hash: st.hash.to_string(),
+    };
+    let improved = ck.observe_val_loss(val_loss);
+    let best = ck.best_val_loss;
+    ck.save(job.dir.path())?;
+    // The checkpoint resumes from the parameters; snapshots and the best hold what was
+    // validated.
+    if let Some(avg) = st.average {
+        for (p, v) in ck.params.iter_mut().zip(avg) {
+            p.values.clone_from(v);
+        }
+    }
+    if job.exp.train.is_snapshot_epoch(st.epoch) {
+        job.dir.save_snapshot(&ck)?;
+    }
+    if improved {
+        ck.save_best(job.dir.path())?;
+    }
+    Ok(best)
 }
 
 /// `avg <- decay avg + (1 - decay) x`, elementwise.
