@@ -8,9 +8,7 @@ use clap::{ArgGroup, Args, ValueEnum};
 use odeflash_device::check::DEFAULT_TOLERANCE;
 use odeflash_device::qemu::Board;
 
-use odeflash_runtime::limits::MAX_SUBSTEPS;
-
-use super::SolverArg;
+use super::SolverArgs;
 
 /// QEMU machines the firmware examples run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -97,17 +95,9 @@ pub struct DeviceCheckArgs {
     /// Sample rate of the sine, Hz [default: 1000] (a stimulus table has its own).
     #[arg(long, value_name = "HZ", value_parser = positive_f64, conflicts_with = "stimulus")]
     pub sample_rate: Option<f64>,
-    /// Fixed-step solver (ignored by iterator nets).
-    #[arg(long, value_enum, default_value_t = SolverArg::Rk4)]
-    pub solver: SolverArg,
-    /// Solver steps per sample interval, 1 to 1024 (iterator nets take exactly 1).
-    #[arg(
-        long,
-        default_value_t = 1,
-        value_name = "N",
-        value_parser = clap::value_parser!(u16).range(1..=MAX_SUBSTEPS as i64)
-    )]
-    pub substeps: u16,
+    /// `--solver` and `--substeps`.
+    #[command(flatten)]
+    pub solver_args: SolverArgs,
     /// Also write the report as JSON to this file (replaced atomically).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

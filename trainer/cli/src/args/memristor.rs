@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use odeflash_reference::memristor::baseline::{BaselineKind, Integrator};
 
-use odeflash_runtime::limits::MAX_SUBSTEPS;
-
-use super::SolverArg;
+use super::{substeps_parser, SolverArg};
 use crate::paper000::eval::WarmupMode;
 
 /// `odeflash baseline`.
@@ -110,7 +108,7 @@ pub struct EvalArgs {
         long,
         default_value_t = 1,
         value_name = "N",
-        value_parser = clap::value_parser!(u16).range(1..=MAX_SUBSTEPS as i64)
+        value_parser = substeps_parser()
     )]
     pub substeps: u16,
     /// Worker threads of the neural models' simulation (0: all cores); baselines run on one.

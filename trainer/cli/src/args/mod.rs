@@ -1,8 +1,9 @@
 //! Every command's arguments (clap), in one place: the command tree and the argument types
-//! several commands share ([`SolverArg`], [`QuantArg`]) here, each command
+//! several commands share ([`SolverArg`], [`SolverArgs`], [`QuantArg`]) here, each command
 //! group's arguments in a submodule, all re-exported here.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use odeflash_runtime::limits::MAX_SUBSTEPS;
 use odeflash_runtime::spec::Quant;
 use odeflash_runtime::Solver;
 
@@ -126,6 +127,24 @@ impl From<SolverArg> for Solver {
             SolverArg::Radau5 => Solver::Radau5,
         }
     }
+}
+
+/// The fixed-step solver a model runs with: `--solver` and `--substeps`, as `simulate` and
+/// `device-check` take them (`eval`'s pair applies to model files only and says so in its help,
+/// so it has its own fields with the same parser; `train` and `stiff-*` take other kinds).
+#[derive(Clone, Copy, Debug, Args)]
+pub struct SolverArgs {
+    /// Fixed-step solver (ignored by iterator nets).
+    #[arg(long, value_enum, default_value_t = SolverArg::Rk4)]
+    pub solver: SolverArg,
+    /// Solver steps per sample interval, 1 to 1024 (iterator nets take exactly 1).
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = substeps_parser())]
+    pub substeps: u16,
+}
+
+/// Parses `--substeps`: 1 to [`MAX_SUBSTEPS`].
+pub fn substeps_parser() -> clap::builder::RangedI64ValueParser<u16> {
+    clap::value_parser!(u16).range(1..=MAX_SUBSTEPS as i64)
 }
 
 /// Weight storage of an imported model.

@@ -4,9 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use odeflash_runtime::limits::MAX_SUBSTEPS;
-
-use super::{QuantArg, SolverArg};
+use super::{QuantArg, SolverArgs};
 
 /// `odeflash inspect`.
 #[derive(Debug, Args)]
@@ -50,17 +48,9 @@ pub struct SimulateArgs {
     /// file name.
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
-    /// Fixed-step solver (ignored by iterator nets).
-    #[arg(long, value_enum, default_value_t = SolverArg::Rk4)]
-    pub solver: SolverArg,
-    /// Solver steps per sample interval, 1 to 1024 (iterator nets take exactly 1).
-    #[arg(
-        long,
-        default_value_t = 1,
-        value_name = "N",
-        value_parser = clap::value_parser!(u16).range(1..=MAX_SUBSTEPS as i64)
-    )]
-    pub substeps: u16,
+    /// `--solver` and `--substeps`.
+    #[command(flatten)]
+    pub solver_args: SolverArgs,
     /// Initial state, comma-separated [default: the model's x0].
     #[arg(
         long,
