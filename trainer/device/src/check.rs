@@ -6,9 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use odeflash_runtime::spec::{ModelSpec, Quant};
-use odeflash_runtime::{Model, Readout, SimConfig, Simulator, Solver, Weights};
+use odeflash_runtime::{AlignedBlob, Cost, Model, Readout, SimConfig, Simulator, Solver, Weights};
 
-use super::qemu::{self, Board, BuildOptions, CountMethod, ModelSource, RunOptions, RunOutput};
+use super::qemu::{
+    self, Board, BuildOptions, CountMethod, DeviceSummary, Firmware, ModelSource, RunOptions,
+    RunOutput, Sizes,
+};
 use super::report::{
     compare, Agreement, DeviceInfo, Flash, Instructions, ModelInfo, QuantSignal, Quantization, Ram,
     RealTime, Report, RunInfo, Section, SignalDiff, StimulusInfo, Verdict, SCHEMA,
@@ -270,21 +273,106 @@ fn write_table(vs: &[f32]) -> Result<PathBuf, Error> {
 /// Builds, runs and compares; the report says whether the checks passed (an `Err` is a check
 /// that could not be made: a bad input, a missing tool, a firmware that did not build or run).
 pub fn check(opts: &CheckOptions) -> Result<Report, Error> {
-    let board = opts.board;
     let blob = read_model(&opts.model)?;
     let model = decode(&opts.model, &blob)?;
     let int8 = is_int8(&model);
-    if blob.len() as u64 > board.model_region_len() as u64 {
+    fits_model_region(opts, blob.len())?;
+    let cost = model.cost(opts.solver, opts.substeps);
+    let reference_blob = f32_reference(opts, &model, int8)?;
+    let drive = resolve_drive(opts)?;
+    if drive.samples == 0 {
+        return Err(Error::Usage("--samples must be at least 1".into()));
+    }
+    // The firmware's build script computes its interval exactly so.
+    let dt = (1.0 / drive.sample_rate) as f32;
+    let cfg = SimConfig {
+        dt,
+        solver: opts.solver,
+        substeps: opts.substeps,
+        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
+    };
+
+    // The host first: it refuses what the device would (an iterator net at another interval, a
+    // state that leaves the finite range) without a firmware build.
+    let host = host_run(&opts.model, &model, cfg, &drive.vs)?;
+    let (fw, out) = build_and_run(opts, &drive)?;
+    check_run(opts, &drive, dt, &model, &out)?;
+    let dev = device_signals(&out, model.n_states());
+
+    // Device against host, then the int8 model's quantization error on both.
+    let mut failures = Vec::new();
+    let device_vs_host = device_vs_host(opts, int8, &host, &dev, drive.samples, &mut failures);
+    let quantization = match &reference_blob {
+        Some(blob) => Some(quantization(
+            opts,
+            blob,
+            cfg,
+            &drive.vs,
+            (&host, &dev),
+            &mut failures,
+        )?),
+        None => None,
+    };
+
+    // Flash and RAM.
+    let sizes = fw.sizes().map_err(device_error)?;
+    let summary = out.summary.ok_or_else(|| {
+        Error::Input(format!(
+            "the firmware did not report its stack use (its last lines: {:?})",
+            last_lines(&out)
+        ))
+    })?;
+    let flash = flash(&sizes, &drive);
+    let ram = ram(&sizes, &summary, &cost);
+
+    let instructions = instructions(&out, &cost);
+    let real_time = real_time(opts, instructions.as_ref());
+    if drive.samples > 1 && instructions.is_none() {
+        failures.push("the instructions per step could not be counted".into());
+    }
+
+    Ok(Report {
+        schema: SCHEMA.into(),
+        model: model_info(opts, &model, int8, blob.len(), &cost),
+        device: device_info(opts.board, &fw),
+        run: run_info(opts, &drive, dt, summary.steps),
+        device_vs_host,
+        flash,
+        ram,
+        instructions,
+        real_time,
+        quantization,
+        verdict: Verdict {
+            passed: failures.is_empty(),
+            failures,
+        },
+    })
+}
+
+/// Refuses a model file larger than the firmware's model region.
+fn fits_model_region(opts: &CheckOptions, bytes: usize) -> Result<(), Error> {
+    let board = opts.board;
+    if bytes as u64 > board.model_region_len() as u64 {
         return Err(Error::Usage(format!(
             "{} is {} bytes; the {} firmware's model region holds {}",
             opts.model.display(),
-            blob.len(),
+            bytes,
             board.machine(),
             board.model_region_len()
         )));
     }
-    let cost = model.cost(opts.solver, opts.substeps);
-    let reference_blob = match &opts.f32_reference {
+    Ok(())
+}
+
+/// The f32 model an int8 model's quantization error is measured against: `--f32-reference`
+/// (checked to be an f32 model of the same kind and states), else the int8 model's f32 twin;
+/// `None` for an f32 model.
+fn f32_reference(
+    opts: &CheckOptions,
+    model: &Model<'_>,
+    int8: bool,
+) -> Result<Option<AlignedBlob>, Error> {
+    Ok(match &opts.f32_reference {
         Some(_) if !int8 => {
             return Err(Error::Usage(format!(
                 "--f32-reference: {} is not an int8 model",
@@ -307,28 +395,15 @@ pub fn check(opts: &CheckOptions) -> Result<Report, Error> {
             }
             Some(blob)
         }
-        None if int8 => Some(ModelSpec::from_model(&model).encode(Quant::F32)),
+        None if int8 => Some(ModelSpec::from_model(model).encode(Quant::F32)),
         None => None,
-    };
-    let drive = resolve_drive(opts)?;
-    if drive.samples == 0 {
-        return Err(Error::Usage("--samples must be at least 1".into()));
-    }
-    // The firmware's build script computes its interval exactly so.
-    let dt = (1.0 / drive.sample_rate) as f32;
-    let cfg = SimConfig {
-        dt,
-        solver: opts.solver,
-        substeps: opts.substeps,
-        newton_iters: SimConfig::DEFAULT_NEWTON_ITERS,
-    };
+    })
+}
 
-    // The host first: it refuses what the device would (an iterator net at another interval, a
-    // state that leaves the finite range) without a firmware build.
-    let host = host_run(&opts.model, &model, cfg, &drive.vs)?;
-
-    qemu::require_tools(board).map_err(device_error)?;
-    let mut build = BuildOptions::new(board, ModelSource::File(opts.model.clone()))
+/// Builds the firmware for the model and drive and runs it in QEMU.
+fn build_and_run(opts: &CheckOptions, drive: &Resolved) -> Result<(Firmware, RunOutput), Error> {
+    qemu::require_tools(opts.board).map_err(device_error)?;
+    let mut build = BuildOptions::new(opts.board, ModelSource::File(opts.model.clone()))
         .samples(drive.samples)
         .sample_rate(drive.sample_rate)
         .stimulus(drive.stimulus.clone())
@@ -343,12 +418,20 @@ pub fn check(opts: &CheckOptions) -> Result<Report, Error> {
             ..RunOptions::default()
         })
         .map_err(device_error)?;
-    check_run(opts, &drive, dt, &model, &out)?;
-    let dev = device_signals(&out, model.n_states());
+    Ok((fw, out))
+}
 
-    // Device against host.
-    let signals = compare_all(&host, &dev);
-    let mut failures = Vec::new();
+/// Device against host: each signal's difference against `--tolerance` (a failure per signal
+/// beyond it) and the samples where they are the same bit for bit.
+fn device_vs_host(
+    opts: &CheckOptions,
+    int8: bool,
+    host: &Signals,
+    dev: &Signals,
+    samples: u32,
+    failures: &mut Vec<String>,
+) -> Agreement {
+    let signals = compare_all(host, dev);
     let mut max_rel = Some(0.0f64);
     for s in &signals {
         max_rel = match (max_rel, s.max_rel_diff) {
@@ -367,7 +450,7 @@ pub fn check(opts: &CheckOptions) -> Result<Report, Error> {
             )),
         }
     }
-    let bit_identical = (0..drive.samples as usize)
+    let bit_identical = (0..samples as usize)
         .filter(|&k| {
             host.named()
                 .iter()
@@ -375,70 +458,93 @@ pub fn check(opts: &CheckOptions) -> Result<Report, Error> {
                 .all(|((_, h), (_, d))| h[k].to_bits() == d[k].to_bits())
         })
         .count();
-
-    // The int8 model's quantization error, on the device and on the host, against the host's
-    // f32 twin of the same model.
-    let quantization = if let Some(blob) = &reference_blob {
-        let path = opts.f32_reference.as_ref().unwrap_or(&opts.model);
-        let reference_model = decode(path, blob)?;
-        let reference = host_run(path, &reference_model, cfg, &drive.vs)?;
-        let on_device = compare_all(&reference, &dev);
-        let on_host = compare_all(&reference, &host);
-        let signals: Vec<QuantSignal> = on_device
-            .iter()
-            .zip(&on_host)
-            .map(|(d, h)| {
-                let agree = match (d.nmse, h.nmse) {
-                    (Some(a), Some(b)) => {
-                        (a - b).abs() <= (QUANT_AGREEMENT * b).max(QUANT_AGREEMENT_FLOOR)
-                    }
-                    _ => false,
-                };
-                QuantSignal {
-                    name: d.name.clone(),
-                    device_nmse: d.nmse,
-                    host_nmse: h.nmse,
-                    agree,
-                }
-            })
-            .collect();
-        for s in signals.iter().filter(|s| !s.agree) {
-            failures.push(format!(
-                "{}: the device's int8-vs-f32 NMSE {:?} disagrees with the host's {:?}",
-                s.name, s.device_nmse, s.host_nmse
-            ));
+    Agreement {
+        host: "odeflash_runtime::Simulator::run, portable f32 without fused multiply-add".into(),
+        note: match opts.board {
+            Board::M4f if !int8 => {
+                "the M4F's f32 dense layers run the VFMA kernel, whose fused multiply-add \
+                 rounds once where the host rounds twice: outputs may differ by an ulp or so \
+                 per layer; everything else is the same f32 arithmetic in the same order"
+            }
+            _ => {
+                "the same f32 arithmetic in the same order on both (no fused multiply-add \
+                 here): bit-exact results are expected"
+            }
         }
-        Some(Quantization {
-            reference: match &opts.f32_reference {
-                Some(p) => format!("{} on the host", p.display()),
-                None => "the model's f32 twin on the host (int8 weights dequantized: the int8 \
-                         kernels' arithmetic, not the quantization error; give --f32-reference \
-                         for that)"
-                    .into(),
-            },
-            tolerance_rel: QUANT_AGREEMENT,
-            agree: signals.iter().all(|s| s.agree),
-            signals,
-        })
-    } else {
-        None
-    };
+        .into(),
+        tolerance_rel: opts.tolerance,
+        max_rel_diff: max_rel,
+        within_tolerance: signals
+            .iter()
+            .all(|s| s.max_rel_diff.is_some_and(|r| r <= opts.tolerance)),
+        bit_identical_samples: bit_identical,
+        signals,
+    }
+}
 
-    // Flash and RAM.
-    let sizes = fw.sizes().map_err(device_error)?;
-    let summary = out.summary.ok_or_else(|| {
-        Error::Input(format!(
-            "the firmware did not report its stack use (its last lines: {:?})",
-            last_lines(&out)
-        ))
-    })?;
+/// The int8 model's quantization error, on the device and on the host (`runs`: host, device),
+/// against the host's run of the f32 reference `blob`; a failure per signal where they disagree.
+fn quantization(
+    opts: &CheckOptions,
+    blob: &AlignedBlob,
+    cfg: SimConfig,
+    drive: &[f32],
+    runs: (&Signals, &Signals),
+    failures: &mut Vec<String>,
+) -> Result<Quantization, Error> {
+    let (host, dev) = runs;
+    let path = opts.f32_reference.as_ref().unwrap_or(&opts.model);
+    let reference_model = decode(path, blob)?;
+    let reference = host_run(path, &reference_model, cfg, drive)?;
+    let on_device = compare_all(&reference, dev);
+    let on_host = compare_all(&reference, host);
+    let signals: Vec<QuantSignal> = on_device
+        .iter()
+        .zip(&on_host)
+        .map(|(d, h)| {
+            let agree = match (d.nmse, h.nmse) {
+                (Some(a), Some(b)) => {
+                    (a - b).abs() <= (QUANT_AGREEMENT * b).max(QUANT_AGREEMENT_FLOOR)
+                }
+                _ => false,
+            };
+            QuantSignal {
+                name: d.name.clone(),
+                device_nmse: d.nmse,
+                host_nmse: h.nmse,
+                agree,
+            }
+        })
+        .collect();
+    for s in signals.iter().filter(|s| !s.agree) {
+        failures.push(format!(
+            "{}: the device's int8-vs-f32 NMSE {:?} disagrees with the host's {:?}",
+            s.name, s.device_nmse, s.host_nmse
+        ));
+    }
+    Ok(Quantization {
+        reference: match &opts.f32_reference {
+            Some(p) => format!("{} on the host", p.display()),
+            None => "the model's f32 twin on the host (int8 weights dequantized: the int8 \
+                     kernels' arithmetic, not the quantization error; give --f32-reference \
+                     for that)"
+                .into(),
+        },
+        tolerance_rel: QUANT_AGREEMENT,
+        agree: signals.iter().all(|s| s.agree),
+        signals,
+    })
+}
+
+/// The firmware's flash, the stimulus table apart from the code.
+fn flash(sizes: &Sizes, drive: &Resolved) -> Flash {
     // A stimulus table is linked into `.rodata`: the application's data, not its code.
     let table_bytes = match drive.stimulus {
         qemu::Stimulus::Table(_) => 4 * drive.samples as u64,
         qemu::Stimulus::Sine { .. } => 0,
     }
     .min(sizes.flash);
-    let flash = Flash {
+    Flash {
         code_bytes: sizes.flash - table_bytes,
         model_bytes: sizes.model,
         stimulus_table_bytes: table_bytes,
@@ -451,18 +557,24 @@ pub fn check(opts: &CheckOptions) -> Result<Report, Error> {
                 bytes: *bytes,
             })
             .collect(),
-    };
-    let ram = Ram {
+    }
+}
+
+/// The firmware's RAM: static, and the stack high-water marks it reported.
+fn ram(sizes: &Sizes, summary: &DeviceSummary, cost: &Cost) -> Ram {
+    Ram {
         static_bytes: sizes.static_ram,
         scratch_bytes: cost.scratch_bytes as u64,
         stack_decode_bytes: summary.decode_stack as u64,
         stack_step_bytes: summary.stack as u64,
         total_bytes: sizes.static_ram + summary.decode_stack.max(summary.stack) as u64,
-    };
+    }
+}
 
-    // Instructions and the real-time rate.
+/// Instructions per step, if the run counted any.
+fn instructions(out: &RunOutput, cost: &Cost) -> Option<Instructions> {
     let macs = cost.macs_per_step.max(1) as f64;
-    let instructions = out.insns.as_ref().filter(|c| c.windows > 0).map(|c| {
+    out.insns.as_ref().filter(|c| c.windows > 0).map(|c| {
         let mean = c.total as f64 / c.windows as f64;
         let exact = c.method == CountMethod::Plugin;
         Instructions {
@@ -476,9 +588,15 @@ pub fn check(opts: &CheckOptions) -> Result<Report, Error> {
             dense_kernel_per_mac: (exact && c.in_functions > 0)
                 .then(|| c.in_functions as f64 / c.windows as f64 / macs),
         }
-    });
-    let clock_mhz = opts.clock_mhz.unwrap_or_else(|| default_clock_mhz(board));
-    let real_time = instructions.as_ref().map(|c| {
+    })
+}
+
+/// The real-time rate the instruction counts imply at the core clock.
+fn real_time(opts: &CheckOptions, instructions: Option<&Instructions>) -> Option<RealTime> {
+    let clock_mhz = opts
+        .clock_mhz
+        .unwrap_or_else(|| default_clock_mhz(opts.board));
+    instructions.map(|c| {
         let worst = c.per_step_max.map(|m| m as f64).unwrap_or(c.per_step_mean);
         RealTime {
             clock_mhz,
@@ -490,74 +608,53 @@ pub fn check(opts: &CheckOptions) -> Result<Report, Error> {
                    more, and the drive, I/O and logging around each step are not counted"
                 .into(),
         }
-    });
-    if drive.samples > 1 && instructions.is_none() {
-        failures.push("the instructions per step could not be counted".into());
-    }
-
-    Ok(Report {
-        schema: SCHEMA.into(),
-        model: ModelInfo {
-            path: opts.model.display().to_string(),
-            name: model.name.into(),
-            kind: model.kind().as_str().into(),
-            quant: if int8 { "int8" } else { "f32" }.into(),
-            states: model.n_states(),
-            bytes: blob.len() as u64,
-            macs_per_step: cost.macs_per_step,
-        },
-        device: DeviceInfo {
-            machine: board.machine().into(),
-            core: board.core().into(),
-            target: board.target().into(),
-            firmware: fw
-                .elf("stream")
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            qemu: qemu::qemu_version().unwrap_or_default(),
-        },
-        run: RunInfo {
-            stimulus: drive.info.clone(),
-            samples: drive.samples as usize,
-            steps: summary.steps,
-            sample_rate_hz: drive.sample_rate,
-            dt,
-            solver: opts.solver.cli_name().into(),
-            substeps: opts.substeps,
-        },
-        device_vs_host: Agreement {
-            host: "odeflash_runtime::Simulator::run, portable f32 without fused multiply-add"
-                .into(),
-            note: match board {
-                Board::M4f if !int8 => {
-                    "the M4F's f32 dense layers run the VFMA kernel, whose fused multiply-add \
-                     rounds once where the host rounds twice: outputs may differ by an ulp or so \
-                     per layer; everything else is the same f32 arithmetic in the same order"
-                }
-                _ => {
-                    "the same f32 arithmetic in the same order on both (no fused multiply-add \
-                     here): bit-exact results are expected"
-                }
-            }
-            .into(),
-            tolerance_rel: opts.tolerance,
-            max_rel_diff: max_rel,
-            within_tolerance: signals
-                .iter()
-                .all(|s| s.max_rel_diff.is_some_and(|r| r <= opts.tolerance)),
-            bit_identical_samples: bit_identical,
-            signals,
-        },
-        flash,
-        ram,
-        instructions,
-        real_time,
-        quantization,
-        verdict: Verdict {
-            passed: failures.is_empty(),
-            failures,
-        },
     })
+}
+
+/// The model checked.
+fn model_info(
+    opts: &CheckOptions,
+    model: &Model<'_>,
+    int8: bool,
+    bytes: usize,
+    cost: &Cost,
+) -> ModelInfo {
+    ModelInfo {
+        path: opts.model.display().to_string(),
+        name: model.name.into(),
+        kind: model.kind().as_str().into(),
+        quant: if int8 { "int8" } else { "f32" }.into(),
+        states: model.n_states(),
+        bytes: bytes as u64,
+        macs_per_step: cost.macs_per_step,
+    }
+}
+
+/// What was run: the drive, the samples and steps, the solver.
+fn run_info(opts: &CheckOptions, drive: &Resolved, dt: f32, steps: u32) -> RunInfo {
+    RunInfo {
+        stimulus: drive.info.clone(),
+        samples: drive.samples as usize,
+        steps,
+        sample_rate_hz: drive.sample_rate,
+        dt,
+        solver: opts.solver.cli_name().into(),
+        substeps: opts.substeps,
+    }
+}
+
+/// The emulated device and the firmware that ran.
+fn device_info(board: Board, fw: &Firmware) -> DeviceInfo {
+    DeviceInfo {
+        machine: board.machine().into(),
+        core: board.core().into(),
+        target: board.target().into(),
+        firmware: fw
+            .elf("stream")
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        qemu: qemu::qemu_version().unwrap_or_default(),
+    }
 }
 
 fn last_lines(out: &RunOutput) -> Vec<&str> {

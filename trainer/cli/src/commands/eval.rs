@@ -2,75 +2,14 @@
 //! paper 000's Tables I and II and Fig. 6-8; see [`crate::paper000::eval`].
 
 use std::io::Write;
-use std::path::PathBuf;
 
-use clap::Args;
-use odeflash_runtime::limits::MAX_SUBSTEPS;
 use odeflash_runtime::Solver;
 
-use crate::args::SolverArg;
+use crate::args::EvalArgs;
 use crate::paper000::eval::{
     self as ev, Candidate, EvalReport, Host, LoadOptions, Warmup, WarmupMode,
 };
 use crate::Error;
-
-/// `odeflash eval`.
-#[derive(Debug, Args)]
-pub struct EvalArgs {
-    /// Dataset directory (with `manifest.toml`).
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
-    /// Run directories (`odeflash train memristor`), model files (`odeflash export`) and baseline
-    /// fits (`odeflash baseline`: the directory or its `fit.json`), in any mix.
-    #[arg(required = true, value_name = "MODEL_OR_RUN")]
-    pub models: Vec<PathBuf>,
-    /// EvalReport directory (gets `report.md`, `report.json` and the figures).
-    #[arg(long, value_name = "REPORT_DIR")]
-    pub out: PathBuf,
-    /// Supply periods every model simulates before the scored samples, so that its unknown
-    /// initial state settles.
-    #[arg(long, default_value_t = 1.0, value_name = "N")]
-    pub warmup_periods: f64,
-    /// How the warm-up is simulated: `skip` (the record's first periods, left out of L_b, as
-    /// training validates) or `replay` (the first period replayed before the record, all of it
-    /// scored, as baseline fits score).
-    #[arg(long, value_enum, default_value_t = WarmupMode::Skip)]
-    pub warmup: WarmupMode,
-    /// Trajectory of Fig. 6 and 7 (its manifest `file`; default: the first validation
-    /// trajectory).
-    #[arg(long, value_name = "NAME")]
-    pub trajectory: Option<String>,
-    /// Epochs whose v-i loops Fig. 6 shows (default: up to four of the run's saved epochs).
-    #[arg(long, value_delimiter = ',', value_name = "E,E,...")]
-    pub fig6_epochs: Option<Vec<u64>>,
-    /// Runs: use the last epoch instead of the best validation epoch.
-    #[arg(long)]
-    pub last: bool,
-    /// Model files: fixed-step solver (a model file does not record one; runs use their
-    /// training solver).
-    #[arg(long, value_enum, default_value_t = SolverArg::Rk4)]
-    pub solver: SolverArg,
-    /// Model files: solver steps per sample interval.
-    #[arg(
-        long,
-        default_value_t = 1,
-        value_name = "N",
-        value_parser = clap::value_parser!(u16).range(1..=MAX_SUBSTEPS as i64)
-    )]
-    pub substeps: u16,
-    /// Worker threads of the neural models' simulation (0: all cores); baselines run on one.
-    /// Generation times compare at the default.
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
-    /// Neural models: fused multiply-adds (the host's fastest path; results differ from the
-    /// device's by rounding).
-    #[arg(long)]
-    pub fma: bool,
-    /// Evaluate models trained or fitted on a dataset whose trajectories or split differ from
-    /// this one's.
-    #[arg(long)]
-    pub allow_other_data: bool,
-}
 
 /// Runs `odeflash eval`.
 pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {

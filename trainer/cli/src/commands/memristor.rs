@@ -1,33 +1,12 @@
 //! The memristor commands: `odeflash data synth-memristor` and `odeflash baseline mms|gmms`.
 
 use std::io::Write;
-use std::path::PathBuf;
 
-use clap::Args;
-
+use crate::args::{BaselineArgs, SynthMemristorArgs};
 use crate::Error;
-use odeflash_reference::memristor::baseline::{
-    self, BaselineKind, FitConfig, Integrator, SimOptions,
-};
+use odeflash_reference::memristor::baseline::{self, FitConfig, SimOptions};
 use odeflash_reference::memristor::data::MemristorDataset;
 use odeflash_reference::memristor::synth;
-
-/// `odeflash data synth-memristor`.
-#[derive(Debug, Args)]
-pub struct SynthMemristorArgs {
-    /// Output directory (gets one CSV per trajectory and `manifest.toml`).
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// Recorded supply periods per trajectory.
-    #[arg(long, default_value_t = 100)]
-    pub periods: usize,
-    /// Samples per supply period.
-    #[arg(long, default_value_t = 1000)]
-    pub samples_per_period: usize,
-    /// Seed of the DAQ noise and the threshold drift.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-}
 
 /// Runs `synth-memristor`.
 pub fn run_synth(args: &SynthMemristorArgs, out: &mut dyn Write) -> Result<(), Error> {
@@ -43,64 +22,6 @@ pub fn run_synth(args: &SynthMemristorArgs, out: &mut dyn Write) -> Result<(), E
         report.seconds
     )
     .map_err(Error::Stdout)
-}
-
-/// `odeflash baseline`.
-#[derive(Debug, Args)]
-pub struct BaselineArgs {
-    /// Which compact model.
-    #[arg(value_enum)]
-    pub kind: BaselineKind,
-    /// Dataset directory (with `manifest.toml`).
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
-    /// Output directory (gets `fit.json` and plots).
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// Seed of the differential evolution.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// DE generations.
-    #[arg(long, default_value_t = 150)]
-    pub generations: usize,
-    /// DE population.
-    #[arg(long, default_value_t = 40)]
-    pub population: usize,
-    /// L-BFGS-B iterations.
-    #[arg(long, default_value_t = 100)]
-    pub lbfgs_iterations: usize,
-    /// Supply periods of each training trajectory used by the DE stage (0: all).
-    #[arg(long, default_value_t = 10.0)]
-    pub de_periods: f64,
-    /// Supply periods of each training trajectory used by the L-BFGS-B stage (0: all).
-    #[arg(long, default_value_t = 20.0)]
-    pub refine_periods: f64,
-    /// Supply periods replayed before each record to settle the state.
-    #[arg(long, default_value_t = 1.0)]
-    pub warmup_periods: f64,
-    /// State integrator: `trbdf2` (one implicit step per sample) or `rk4:N` (N sub-steps).
-    #[arg(long, default_value = "trbdf2", value_parser = parse_integrator)]
-    pub integrator: Integrator,
-    /// Validation trajectory to plot (its manifest `file`; default: the first).
-    #[arg(long, value_name = "FILE")]
-    pub plot: Option<String>,
-    /// Worker threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-}
-
-/// Parses `trbdf2` or `rk4:N`.
-pub fn parse_integrator(s: &str) -> Result<Integrator, String> {
-    match s {
-        "trbdf2" | "tr-bdf2" => Ok(Integrator::TrBdf2),
-        "rk4" => Ok(Integrator::Rk4 { substeps: 1 }),
-        _ => s
-            .strip_prefix("rk4:")
-            .and_then(|n| n.parse::<u32>().ok())
-            .filter(|&n| (1..=10_000).contains(&n))
-            .map(|substeps| Integrator::Rk4 { substeps })
-            .ok_or_else(|| format!("unknown integrator `{s}` (trbdf2, rk4, rk4:N)")),
-    }
 }
 
 /// Runs `baseline`.

@@ -22,7 +22,7 @@ pub fn max_abs_i(traj: &Trajectory) -> f32 {
 pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<(), Error> {
     let blob = read_model(&args.model)?;
     let model = decode(&args.model, &blob)?;
-    let solver = Solver::from(args.solver);
+    let solver = Solver::from(args.solver_args.solver);
     let stimuli = args
         .stimulus
         .iter()
@@ -47,7 +47,7 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<(), Error> {
     let trajectories = if let [stim] = stimuli.as_slice() {
         vec![run_single(
             &model,
-            &config(stim, solver, args.substeps),
+            &config(stim, solver, args.solver_args.substeps),
             stim,
             x0,
         )?]
@@ -57,7 +57,14 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<(), Error> {
         } else {
             Arith::Portable
         };
-        run_batch(&model, solver, args.substeps, &stimuli, x0, arith)?
+        run_batch(
+            &model,
+            solver,
+            args.solver_args.substeps,
+            &stimuli,
+            x0,
+            arith,
+        )?
     };
 
     if stimuli.len() > 1 {
@@ -69,7 +76,7 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<(), Error> {
     }
     let method = match model.iterator_dt() {
         Some(_) => "iterator net".to_string(),
-        None => format!("{} x{}", solver.cli_name(), args.substeps),
+        None => format!("{} x{}", solver.cli_name(), args.solver_args.substeps),
     };
     for ((stim, traj), path) in stimuli.iter().zip(&trajectories).zip(&outputs) {
         writeln!(
@@ -156,8 +163,8 @@ fn check_settings(
     stim: &Stimulus,
     solver: Solver,
 ) -> Result<(), Error> {
-    let cfg = config(stim, solver, args.substeps);
-    let mut scratch = vec![0.0f32; model.cost(solver, args.substeps).scratch_f32];
+    let cfg = config(stim, solver, args.solver_args.substeps);
+    let mut scratch = vec![0.0f32; model.cost(solver, args.solver_args.substeps).scratch_f32];
     let config_err = |source| Error::Config {
         model: args.model.clone(),
         source,

@@ -3,64 +3,14 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::Args;
-
+use crate::args::SolveArgs;
 use crate::Error;
 use odeflash_reference::files::write_atomic;
 use odeflash_reference::stiff::{
     problem, solve_adaptive, solve_fixed, FixedMethod, Options, PROBLEMS,
 };
-
-/// `odeflash solve`.
-#[derive(Debug, Args)]
-pub struct SolveArgs {
-    /// Problem: linear, toy2d, toy3d, hires, vdp.
-    #[arg(long, value_name = "NAME")]
-    pub problem: String,
-    /// Method: radau5 (adaptive), or a fixed-step one with --dt: euler, heun, rk4, rk5/tsit5,
-    /// dopri5, backward-euler, trapezoid, radau3, radau5-fixed.
-    #[arg(long, value_name = "METHOD", default_value = "radau5")]
-    pub method: String,
-    /// Relative tolerance (radau5) [default: 1e-6].
-    #[arg(long, value_name = "R", allow_negative_numbers = true)]
-    pub rtol: Option<f64>,
-    /// Absolute tolerance (radau5) [default: 1e-9].
-    #[arg(long, value_name = "A", allow_negative_numbers = true)]
-    pub atol: Option<f64>,
-    /// Step size of a fixed-step method (required for those; each interval between outputs is
-    /// split into equal steps no longer than this).
-    #[arg(long, value_name = "DT", allow_negative_numbers = true)]
-    pub dt: Option<f64>,
-    /// End of the interval (the start is 0) [default: the problem's standard interval].
-    #[arg(long, value_name = "T", allow_negative_numbers = true)]
-    pub t_end: Option<f64>,
-    /// Number of output times, evenly spaced from 0 to T (both included; 1 gives only T)
-    /// [default: 101].
-    #[arg(long, value_name = "N", conflicts_with = "output_times")]
-    pub outputs: Option<usize>,
-    /// Output times, comma-separated, increasing, in [0, T]; T is appended if missing.
-    #[arg(
-        long,
-        value_name = "T1,T2,...",
-        value_delimiter = ',',
-        allow_negative_numbers = true
-    )]
-    pub output_times: Option<Vec<f64>>,
-    /// Initial state, comma-separated [default: the problem's standard one].
-    #[arg(
-        long,
-        value_name = "Y1,Y2,...",
-        value_delimiter = ',',
-        allow_negative_numbers = true
-    )]
-    pub y0: Option<Vec<f64>>,
-    /// Output CSV (`t,y1,...`), replaced atomically.
-    #[arg(long, value_name = "CSV")]
-    pub out: PathBuf,
-}
 
 fn usage(msg: String) -> Error {
     Error::Usage(msg)

@@ -71,9 +71,9 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use clap::Args;
+use crate::args::{StiffCommon, StiffExperimentArgs, StiffTrainArgs};
 use odeflash_runtime::Solver;
 use serde::Serialize;
 
@@ -90,87 +90,6 @@ use odeflash_training::diffsolve::{ExplicitRk, Stepper};
 use odeflash_training::poly::expand::{expand, format_coef, Equations, Monomial};
 use odeflash_training::poly::fit::{fit, FitConfig, FitReport, Intervals, Outcome, Trajectory};
 use odeflash_training::poly::PiNetDef;
-
-/// Settings shared by both commands.
-#[derive(Debug, Clone, Args)]
-pub struct StiffCommon {
-    /// Problem: linear, toy2d, toy3d, hires, vdp.
-    #[arg(long)]
-    pub problem: String,
-    /// Adam epochs, one step per epoch on the whole batch of intervals (default 3000; hires
-    /// 2000).
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Initial learning rate (default 0.1; vdp 0.3, hires 0.05).
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Final learning rate, exponential decay from `--lr` (default 1e-4; hires 1e-3).
-    #[arg(long)]
-    pub lr_final: Option<f64>,
-    /// Adam's second-moment decay.
-    #[arg(long, default_value_t = 0.99)]
-    pub beta2: f64,
-    /// Solver steps per observation interval.
-    #[arg(long, default_value_t = 1)]
-    pub substeps: usize,
-    /// Π-net hidden width (default 8; hires 16).
-    #[arg(long)]
-    pub width: Option<usize>,
-    /// Π-net degree (default: the degree of the problem's right-hand side).
-    #[arg(long)]
-    pub degree: Option<usize>,
-    /// End of the observed interval (default: the problem's standard interval; hires 20, where
-    /// the 20 trajectories of Table 7 have all reached their steady state).
-    #[arg(long)]
-    pub t_end: Option<f64>,
-    /// Coefficients below this magnitude are left out of the printed equations.
-    #[arg(long, default_value_t = 1e-3)]
-    pub prune: f64,
-    /// Seed of the initial weights.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Scale every state by its largest observed magnitude: as the Π-net's input scale and as a
-    /// loss weight `1 / c_i^2` (both fold exactly into the printed equations; default: on for
-    /// hires, whose species differ by orders of magnitude, off elsewhere as in paper 002).
-    #[arg(long)]
-    pub scale_states: Option<bool>,
-    /// First observation time after 0: the other points are then spaced geometrically from it
-    /// to the end (dense where the transient is fast); default: equally spaced.
-    #[arg(long)]
-    pub t_first: Option<f64>,
-    /// Output directory (created).
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-}
-
-/// `odeflash stiff-train`.
-#[derive(Debug, Clone, Args)]
-pub struct StiffTrainArgs {
-    /// Method: backward-euler, trapezoid, radau3, radau5, or an explicit one (euler, heun, rk4,
-    /// rk5, dopri5).
-    #[arg(long)]
-    pub method: String,
-    /// Observation points per trajectory (equally spaced, both ends included).
-    #[arg(long)]
-    pub points: usize,
-    /// Shared settings.
-    #[command(flatten)]
-    pub common: StiffCommon,
-}
-
-/// `odeflash stiff-experiment`.
-#[derive(Debug, Clone, Args)]
-pub struct StiffExperimentArgs {
-    /// Numbers of observation points, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![25, 50, 100, 200, 400])]
-    pub points: Vec<usize>,
-    /// Methods, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = vec!["backward-euler".to_string(), "trapezoid".into(), "radau3".into(), "radau5".into()])]
-    pub methods: Vec<String>,
-    /// Shared settings.
-    #[command(flatten)]
-    pub common: StiffCommon,
-}
 
 /// The training data of one problem: trajectories, the drive, the true coefficients.
 pub struct Case {
@@ -338,51 +257,6 @@ impl Case {
             }
         }
         best
-    }
-}
-
-impl StiffCommon {
-    /// `--epochs` or the problem's default.
-    pub fn epochs(&self) -> usize {
-        self.epochs
-            .unwrap_or(if self.problem == "hires" { 2000 } else { 3000 })
-    }
-
-    /// `--lr` or the problem's default: 0.1; 0.05 for HIRES (its 8 quadratic rows move together
-    /// and overshoot at 0.1); 0.3 for stiff van der Pol, where it shows paper 002's Fig. 4 from a
-    /// cold start: with 301 points (h = 10) the first Adam step makes the net's field stiff
-    /// enough that RK4 blows up at the next epoch (training halts, saying why), while the
-    /// implicit methods keep a finite loss on the same field and go on.
-    pub fn lr(&self) -> f64 {
-        self.lr.unwrap_or(match self.problem.as_str() {
-            "vdp" => 0.3,
-            "hires" => 0.05,
-            _ => 0.1,
-        })
-    }
-
-    /// `--lr-final` or the problem's default.
-    pub fn lr_final(&self) -> f64 {
-        self.lr_final
-            .unwrap_or(if self.problem == "hires" { 1e-3 } else { 1e-4 })
-    }
-
-    /// `--width` or the problem's default: 16 for HIRES (8 states), 8 otherwise.
-    pub fn width(&self) -> usize {
-        self.width
-            .unwrap_or(if self.problem == "hires" { 16 } else { 8 })
-    }
-
-    /// `--t-end` or the problem's default: HIRES from Table 7's initial conditions is at rest
-    /// after t = 20 (the standard interval runs to 321.8), so equally spaced points over the
-    /// standard interval put all but three or so of every trajectory's intervals on the
-    /// steady state, where nothing can be learned.
-    pub fn t_end(&self) -> Option<f64> {
-        self.t_end.or(if self.problem == "hires" {
-            Some(20.0)
-        } else {
-            None
-        })
     }
 }
 
@@ -887,6 +761,8 @@ pub fn run_experiment(args: &StiffExperimentArgs, out: &mut dyn Write) -> Result
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn common(epochs: usize, width: usize, degree: usize, t_end: f64) -> StiffCommon {

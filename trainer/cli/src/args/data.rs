@@ -1,0 +1,45 @@
+//! Arguments of `odeflash data synth-oscillator` and `odeflash data synth-memristor`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// `odeflash data synth-oscillator`.
+#[derive(Debug, Args)]
+pub struct SynthOscillatorArgs {
+    /// Output directory (gets `train/` and `validation/`).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Training trajectories.
+    #[arg(long, default_value_t = 8)]
+    pub train: usize,
+    /// Validation trajectories.
+    #[arg(long, default_value_t = 2)]
+    pub validation: usize,
+    /// Samples per trajectory.
+    #[arg(long, default_value_t = 201)]
+    pub samples: usize,
+    /// Sample interval, seconds.
+    #[arg(long, default_value_t = 0.05)]
+    pub dt: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `odeflash data synth-memristor`.
+#[derive(Debug, Args)]
+pub struct SynthMemristorArgs {
+    /// Output directory (gets one CSV per trajectory and `manifest.toml`).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Recorded supply periods per trajectory.
+    #[arg(long, default_value_t = 100)]
+    pub periods: usize,
+    /// Samples per supply period.
+    #[arg(long, default_value_t = 1000)]
+    pub samples_per_period: usize,
+    /// Seed of the DAQ noise and the threshold drift.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
