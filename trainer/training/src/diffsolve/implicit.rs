@@ -1081,7 +1081,7 @@ mod tests {
         for b in 0..batch {
             let mut mat = vec![0.0f64; big_n * big_n];
             for l in 0..m {
-                subtract_stage_jacobian(&mut mat, &tab, n, h, l, &j0[b * n * n..(b + 1) * n * n]);
+                subtract_stage_jacobian(&mut mat, tab, n, h, l, &j0[b * n * n..(b + 1) * n * n]);
             }
             add_identity(&mut mat, big_n);
             let lu = Lu::factor(big_n, mat).unwrap();
