@@ -1,73 +1,8 @@
-//! `odeflash stiff-train` and `odeflash stiff-experiment`: paper 002's experiments. Training data
-//! from the adaptive Radau5 reference solver at equally spaced observation times, a Π-net
-//! polynomial neural ODE trained on the intervals between them ([`odeflash_training::poly::fit`]), and the
-//! equation it learned printed like the paper's Tables 1-6 and compared with the true
-//! coefficients: the relative error of the stiff coefficient against the number of points
-//! (Figs. 7 and 10), training time per epoch per method (HIRES: the 20 trajectories of Table 7),
-//! and the explicit-method failure on stiff van der Pol (Fig. 4).
-//!
-//! Outputs in `--out`: `equations.md` (true equations, a table of learned ones per method and
-//! number of points, the stiff-coefficient error table, time per epoch), `results.json` (the same,
-//! with every learned coefficient), `stiff_error.png`, `loss.png`; `stiff-train` also writes
-//! `model.json` (the runtime spec, `odeflash import` encodes it) and `losses.json`.
-//!
-//! Every run also integrates the learned equations from each observed start over the whole
-//! observed interval (adaptive Radau5) and reports the relative L2 error per state and overall
-//! (`rollout` in `result.json`): whether the model reproduces the dynamics, not only the one-step
-//! maps it was trained on.
-//!
-//! Quick runs (seconds to a minute on two cores):
-//!
-//! ```text
-//! odeflash stiff-train --problem linear --method radau5 --points 101 --t-end 0.1 --width 4 --degree 1 --epochs 2000 --out runs/linear
-//! odeflash stiff-experiment --problem linear --points 11,21,51,101,201 --t-end 0.1 --width 4 --degree 1 --epochs 2000 --out runs/linear-exp
-//! odeflash stiff-experiment --problem toy2d --methods radau5,backward-euler --points 11,21,41,81 --t-end 5e-3 --width 4 --degree 2 --epochs 1500 --out runs/toy2d
-//! odeflash stiff-train --problem vdp --method rk4 --points 301 --epochs 300 --out runs/vdp-rk4
-//! odeflash stiff-train --problem vdp --method radau5 --points 301 --epochs 300 --out runs/vdp-radau5
-//! ```
-//!
-//! `toy2d` (Kaps) starts from four states, three of them off the slow manifold `y1 = y2^2`: from
-//! the standard `(1, 1)` alone the solution does not depend on `mu`. Resolving the fast decay
-//! (rate `mu + 2`) needs the short interval `--t-end 5e-3`.
-//!
-//! `vdp` (paper 002 Fig. 4) from a cold start with its default learning rate 0.3 and 301 points
-//! (h = 10): the first Adam step makes the field stiff; RK4 then blows up and training halts at
-//! epoch 2 with the reason, while the implicit methods spike and recover on the same step.
-//!
-//! HIRES (a few minutes on two cores; the defaults for `--problem hires` are `--t-end 20 --width
-//! 16 --lr 0.05 --lr-final 1e-3 --epochs 2000`, states scaled by their magnitude):
-//!
-//! ```text
-//! odeflash stiff-train --problem hires --method radau5 --points 50 --out runs/hires-radau5
-//! odeflash stiff-train --problem hires --method rk4 --points 25 --out runs/hires-rk4
-//! ```
-//!
-//! Measured (seed 1, two shared cores): Radau5 with 50 points (h = 0.41) reaches SSR 1.2e-3
-//! (from 16.9) and its equations, integrated from the 20 starts over `[0, 20]`, reproduce the
-//! data to 1.9% relative L2 overall (per species 0.5-2.2%); RK4 at the same step stalls at SSR
-//! 3.5e-2 (29 times higher; rollout 5.5%, y2 27%). With 25 points (h = 0.83) Radau5's rollout is
-//! 1.7% (per species 0.4-1.9%; best parameters, its Newton iteration stopped converging in f32 at
-//! epoch 1438), while the equations RK4 learns blow up in finite time (no rollout possible).
-//! The stiff coefficient itself (`-280 y6 y8`) is not identified at these steps (-36 learned):
-//! `y6` relaxes within one interval, so the data pin the slow manifold, not the rate onto it.
-//! Kaps (`toy2d` command above): Radau5 recovers `-(mu + 2) = -1002` to 0.47%, 0.34%, 0.55%,
-//! 0.60% with 11, 21, 41, 81 points; backward Euler to 33%, 15%, 7.5%, 3.9% (first order).
-//!
-//! Table 7's 20 trajectories are at rest after `t = 20`; over the standard interval `[0, 321.8]`
-//! 50 equally spaced points leave about three informative intervals per trajectory and nothing
-//! is learned. The species span three orders of magnitude, so `--scale-states` (on for hires)
-//! gives the Π-net the inputs `x_i / c_i` (`c_i` the largest observed `|x_i|`) and weights the
-//! residuals by `1 / c_i^2`; both fold exactly into the printed equations and the exported model.
-//!
-//! Full size (paper-like; hours on a CPU): the standard intervals, many more epochs, e.g.
-//! `stiff-experiment --problem toy3d --points 48,94,369,1467 --epochs 50000 --lr-final 1e-5`, and
-//! `stiff-experiment --problem hires --points 50,100 --methods radau5 --epochs 50000`.
-//! `--t-first T1` spaces the points geometrically from `T1` (dense in the transient), but long
-//! last intervals can make the first Newton solves of a random quadratic net fail.
-//! On the standard linear interval `[0, 4]` the fast transient fills a handful of the intervals,
-//! and the slow part alone fits every stiffness equally well (its forcing `e^{-t}` is its own
-//! derivative), so recovering `-1000` there needs the transient resolved (`--points` in the
-//! thousands) and long training; `--t-end 0.1` makes the transient a tenth of the data.
+//! `odeflash stiff-train` and `odeflash stiff-experiment`, paper 002's experiments with Π-net
+//! polynomial neural ODEs on stiff problems: the training data, the training of one method and
+//! its comparison with the true equations, the rollout of the learned equations, and the
+//! commands' outputs. The setup, example commands and measured results:
+//! `docs/paper002/README.md`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
