@@ -336,6 +336,27 @@ impl Report {
     /// The text report.
     pub fn to_text(&self) -> String {
         let mut t = String::new();
+        self.write_setup(&mut t);
+        self.write_device_vs_host(&mut t);
+        self.write_memory(&mut t);
+        self.write_cost(&mut t);
+        if let Some(q) = &self.quantization {
+            write_quantization(&mut t, q);
+        }
+        let v = &self.verdict;
+        if v.passed {
+            let _ = writeln!(t, "\ndevice-check passed");
+        } else {
+            let _ = writeln!(t, "\ndevice-check FAILED:");
+            for f in &v.failures {
+                let _ = writeln!(t, "  - {f}");
+            }
+        }
+        t
+    }
+
+    /// The `model:`, `device:` and `run:` lines.
+    fn write_setup(&self, t: &mut String) {
         let m = &self.model;
         let d = &self.device;
         let r = &self.run;
@@ -367,7 +388,10 @@ impl Report {
             "run:     {drive}, {} samples at {} Hz (dt {} s), {} x{}, {} steps",
             r.samples, r.sample_rate_hz, r.dt, r.solver, r.substeps, r.steps
         );
+    }
 
+    /// The device-vs-host table, its summary line and note.
+    fn write_device_vs_host(&self, t: &mut String) {
         let a = &self.device_vs_host;
         let _ = writeln!(t, "\ndevice vs host (host: {}):", a.host);
         let _ = writeln!(
@@ -390,13 +414,16 @@ impl Report {
             t,
             "  {} of {} samples bit-identical; largest difference {} of peak (bound {}): {}",
             a.bit_identical_samples,
-            r.samples,
+            self.run.samples,
             sci(a.max_rel_diff),
             sci(Some(a.tolerance_rel)),
             if a.within_tolerance { "ok" } else { "FAILED" }
         );
         let _ = writeln!(t, "  {}", a.note);
+    }
 
+    /// The `flash:` and `RAM:` lines.
+    fn write_memory(&self, t: &mut String) {
         let f = &self.flash;
         let table = if f.stimulus_table_bytes > 0 {
             format!(", {} B stimulus table", thousands(f.stimulus_table_bytes))
@@ -421,6 +448,10 @@ impl Report {
             thousands(ram.stack_step_bytes),
             thousands(ram.total_bytes)
         );
+    }
+
+    /// The `cost:` lines (instructions per step) and the real-time rate.
+    fn write_cost(&self, t: &mut String) {
         match &self.instructions {
             Some(c) => {
                 let range = match (c.per_step_min, c.per_step_max) {
@@ -458,40 +489,32 @@ impl Report {
                 rt.note
             );
         }
-        if let Some(q) = &self.quantization {
-            let _ = writeln!(t, "\nint8 vs f32 (reference: {})", q.reference);
-            let _ = writeln!(
-                t,
-                "  {:<7} {:>16} {:>16}",
-                "signal", "NMSE device int8", "NMSE host int8"
-            );
-            for s in &q.signals {
-                let _ = writeln!(
-                    t,
-                    "  {:<7} {:>16} {:>16}",
-                    s.name,
-                    sci(s.device_nmse),
-                    sci(s.host_nmse)
-                );
-            }
-            let _ = writeln!(
-                t,
-                "  device and host agree within {} relative: {}",
-                sci(Some(q.tolerance_rel)),
-                if q.agree { "yes" } else { "NO" }
-            );
-        }
-        let v = &self.verdict;
-        if v.passed {
-            let _ = writeln!(t, "\ndevice-check passed");
-        } else {
-            let _ = writeln!(t, "\ndevice-check FAILED:");
-            for f in &v.failures {
-                let _ = writeln!(t, "  - {f}");
-            }
-        }
-        t
     }
+}
+
+/// The int8-vs-f32 table and whether device and host agree.
+fn write_quantization(t: &mut String, q: &Quantization) {
+    let _ = writeln!(t, "\nint8 vs f32 (reference: {})", q.reference);
+    let _ = writeln!(
+        t,
+        "  {:<7} {:>16} {:>16}",
+        "signal", "NMSE device int8", "NMSE host int8"
+    );
+    for s in &q.signals {
+        let _ = writeln!(
+            t,
+            "  {:<7} {:>16} {:>16}",
+            s.name,
+            sci(s.device_nmse),
+            sci(s.host_nmse)
+        );
+    }
+    let _ = writeln!(
+        t,
+        "  device and host agree within {} relative: {}",
+        sci(Some(q.tolerance_rel)),
+        if q.agree { "yes" } else { "NO" }
+    );
 }
 
 #[cfg(test)]

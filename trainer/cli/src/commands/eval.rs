@@ -2,7 +2,11 @@
 //! paper 000's Tables I and II and Fig. 6-8; see [`crate::paper000::eval`].
 
 use std::io::Write;
+use std::path::Path;
 
+use odeflash_reference::dataset::Dataset;
+use odeflash_reference::memristor::data::MemristorDataset;
+use odeflash_reference::memristor::MemristorTrajectory;
 use odeflash_runtime::Solver;
 
 use crate::args::EvalArgs;
@@ -13,16 +17,7 @@ use crate::Error;
 
 /// Runs `odeflash eval`.
 pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
-    if !(args.warmup_periods >= 0.0 && args.warmup_periods.is_finite()) {
-        return Err(Error::Usage(format!(
-            "--warmup-periods {}: must be a number of periods >= 0",
-            args.warmup_periods
-        )));
-    }
-    let warmup = Warmup {
-        mode: args.warmup,
-        periods: args.warmup_periods,
-    };
+    let warmup = warmup(args)?;
     let host = Host {
         threads: args.threads,
         fma: args.fma,
@@ -30,19 +25,85 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
     // The same warm-up samples as training's validation (`memristor::data::training_view`).
     let (ds, as_trained) =
         odeflash_reference::memristor::data::training_view(&args.data, args.warmup_periods)?;
-    let skip_of = |t: &odeflash_reference::memristor::MemristorTrajectory| -> usize {
-        match warmup.mode {
+    let scored = ScoredFrom {
+        mode: warmup.mode,
+        as_trained,
+    };
+    check_scored_samples(args, &ds, &scored)?;
+    let plotted = plotted(args, &ds)?;
+    let cands = load_candidates(args, &ds)?;
+    create_out_dir(&args.out)?;
+
+    let order = ev::table_order(&ds);
+    let (models, responses) = score(&cands, &ds, &order, (&warmup, &host), &scored)?;
+    let mut report = EvalReport {
+        data: ds.dir.clone(),
+        warmup,
+        warmup_text: warmup.describe(),
+        host,
+        simulation_text: host.describe(),
+        trajectories: trajectory_rows(&ds, &order, &scored),
+        models,
+        plotted: plotted.name.clone(),
+        figures: Vec::new(),
+    };
+    write_figures(args, &mut report, &cands, &responses, &ds, plotted, &scored)?;
+
+    let json = serde_json::to_string_pretty(&report).map_err(Error::Serialize)?;
+    odeflash_reference::files::write_atomic(&args.out.join("report.json"), json.as_bytes())?;
+    odeflash_reference::files::write_atomic(
+        &args.out.join("report.md"),
+        ev::markdown(&report).as_bytes(),
+    )?;
+    print_summary(out, &report, &args.out)
+}
+
+/// `--warmup` and `--warmup-periods`, checked.
+fn warmup(args: &EvalArgs) -> Result<Warmup, Error> {
+    if !(args.warmup_periods >= 0.0 && args.warmup_periods.is_finite()) {
+        return Err(Error::Usage(format!(
+            "--warmup-periods {}: must be a number of periods >= 0",
+            args.warmup_periods
+        )));
+    }
+    Ok(Warmup {
+        mode: args.warmup,
+        periods: args.warmup_periods,
+    })
+}
+
+/// Where scoring starts in each trajectory: after the warm-up samples training's validation
+/// leaves out (`skip`), or at its first sample (`replay`).
+struct ScoredFrom {
+    mode: WarmupMode,
+    /// The dataset as training sees it, with each trajectory's warm-up samples.
+    as_trained: Dataset,
+}
+
+impl ScoredFrom {
+    /// The first scored sample of `t`.
+    fn of(&self, t: &MemristorTrajectory) -> usize {
+        match self.mode {
             WarmupMode::Replay => 0,
-            WarmupMode::Skip => as_trained
+            WarmupMode::Skip => self
+                .as_trained
                 .train
                 .iter()
-                .chain(&as_trained.validation)
+                .chain(&self.as_trained.validation)
                 .find(|x| x.path == t.path)
                 .map_or(0, |x| x.warmup),
         }
-    };
+    }
+}
+
+/// Refuses a warm-up that leaves fewer than two samples of a trajectory to score.
+fn check_scored_samples(
+    args: &EvalArgs,
+    ds: &MemristorDataset,
+    scored: &ScoredFrom,
+) -> Result<(), Error> {
     for t in &ds.trajectories {
-        if skip_of(t) + 2 > t.len() {
+        if scored.of(t) + 2 > t.len() {
             return Err(Error::Usage(format!(
                 "--warmup-periods {}: leaves fewer than two samples of {} to score ({} samples, \
                  {:.1} per period)",
@@ -53,7 +114,15 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
             )));
         }
     }
-    let plotted = match &args.trajectory {
+    Ok(())
+}
+
+/// The trajectory of Fig. 6 and 7: `--trajectory`, else the first validation trajectory.
+fn plotted<'a>(
+    args: &EvalArgs,
+    ds: &'a MemristorDataset,
+) -> Result<&'a MemristorTrajectory, Error> {
+    match &args.trajectory {
         Some(name) => ds.get(name).ok_or_else(|| {
             Error::Usage(format!(
                 "--trajectory {name}: no such trajectory in {}",
@@ -61,11 +130,17 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
                     .join(odeflash_reference::memristor::data::MANIFEST)
                     .display()
             ))
-        })?,
-        None => ds.validation().first().copied().ok_or_else(|| {
-            Error::Input(format!("{}: no validation trajectory", ds.dir.display()))
-        })?,
-    };
+        }),
+        None => {
+            ds.validation().first().copied().ok_or_else(|| {
+                Error::Input(format!("{}: no validation trajectory", ds.dir.display()))
+            })
+        }
+    }
+}
+
+/// Every model given, loaded and labelled.
+fn load_candidates(args: &EvalArgs, ds: &MemristorDataset) -> Result<Vec<Candidate>, Error> {
     let opts = LoadOptions {
         last: args.last,
         solver: Solver::from(args.solver),
@@ -75,27 +150,45 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
     let mut cands: Vec<Candidate> = args
         .models
         .iter()
-        .map(|p| ev::load(p, &ds, &opts))
+        .map(|p| ev::load(p, ds, &opts))
         .collect::<Result<_, _>>()?;
     ev::assign_labels(&mut cands);
-    match std::fs::metadata(&args.out) {
-        Ok(m) if !m.is_dir() => {
-            return Err(Error::Usage(format!(
-                "--out {}: exists and is not a directory",
-                args.out.display()
-            )))
-        }
-        _ => std::fs::create_dir_all(&args.out).map_err(|e| Error::write(&args.out, e))?,
-    }
+    Ok(cands)
+}
 
-    let order = ev::table_order(&ds);
+/// Creates the report directory (`--out`), refusing a file there.
+fn create_out_dir(dir: &Path) -> Result<(), Error> {
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => Err(Error::Usage(format!(
+            "--out {}: exists and is not a directory",
+            dir.display()
+        ))),
+        _ => std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e)),
+    }
+}
+
+/// Simulates and scores every model on every trajectory: the models' reports (scores in table
+/// `order`) and their responses (dataset order).
+fn score(
+    cands: &[Candidate],
+    ds: &MemristorDataset,
+    order: &[usize],
+    (warmup, host): (&Warmup, &Host),
+    scored: &ScoredFrom,
+) -> Result<(Vec<ev::ModelReport>, Vec<Vec<ev::Response>>), Error> {
     let mut responses = Vec::with_capacity(cands.len());
     let mut models = Vec::with_capacity(cands.len());
-    for c in &cands {
-        let (resp, secs) = ev::simulate(c, &ds, &warmup, &host)?;
+    for c in cands {
+        let (resp, secs) = ev::simulate(c, ds, warmup, host)?;
         let scores: Vec<ev::Score> = order
             .iter()
-            .map(|&k| ev::score(&ds.trajectories[k], &resp[k], skip_of(&ds.trajectories[k])))
+            .map(|&k| {
+                ev::score(
+                    &ds.trajectories[k],
+                    &resp[k],
+                    scored.of(&ds.trajectories[k]),
+                )
+            })
             .collect();
         models.push(ev::ModelReport {
             label: c.label.clone(),
@@ -113,7 +206,16 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
         });
         responses.push(resp);
     }
-    let trajectories = order
+    Ok((models, responses))
+}
+
+/// The trajectories' table rows, in table order.
+fn trajectory_rows(
+    ds: &MemristorDataset,
+    order: &[usize],
+    scored: &ScoredFrom,
+) -> Vec<ev::TrajectoryRow> {
+    order
         .iter()
         .enumerate()
         .map(|(row, &k)| {
@@ -126,31 +228,31 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
                 series_resistance: t.r_s,
                 split: t.split,
                 samples: t.len(),
-                scored_from: skip_of(t),
+                scored_from: scored.of(t),
             }
         })
-        .collect();
-    let mut report = EvalReport {
-        data: ds.dir.clone(),
-        warmup,
-        warmup_text: warmup.describe(),
-        host,
-        simulation_text: host.describe(),
-        trajectories,
-        models,
-        plotted: plotted.name.clone(),
-        figures: Vec::new(),
-    };
+        .collect()
+}
 
-    // Figures.
+/// Fig. 6 of every run, Fig. 7 and Fig. 8 into `--out`, their names into `report.figures`.
+fn write_figures(
+    args: &EvalArgs,
+    report: &mut EvalReport,
+    cands: &[Candidate],
+    responses: &[Vec<ev::Response>],
+    ds: &MemristorDataset,
+    plotted: &MemristorTrajectory,
+    scored: &ScoredFrom,
+) -> Result<(), Error> {
+    let (warmup, host) = (report.warmup, report.host);
     let k_plot = ds
         .trajectories
         .iter()
         .position(|t| t.path == plotted.path)
         .unwrap_or(0);
-    let skip = skip_of(plotted);
+    let skip = scored.of(plotted);
     let mut used_names: Vec<String> = Vec::new();
-    for c in &cands {
+    for c in cands {
         let Some(ctx) = &c.run else { continue };
         let saved = ev::saved_parameters(&ctx.dir)?;
         let epochs = ev::fig6_epochs(&ctx.dir, &saved, args.fig6_epochs.as_deref())?;
@@ -174,21 +276,18 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
     }
     let shown: Vec<(String, &ev::Response)> = cands
         .iter()
-        .zip(&responses)
+        .zip(responses)
         .map(|(c, r)| (c.label.clone(), &r[k_plot]))
         .collect();
     ev::figure_7(&args.out.join("fig7.png"), plotted, skip, &shown)?;
     report.figures.push("fig7.png".into());
-    ev::figure_8(&args.out.join("fig8.png"), &report)?;
+    ev::figure_8(&args.out.join("fig8.png"), report)?;
     report.figures.push("fig8.png".into());
+    Ok(())
+}
 
-    let json = serde_json::to_string_pretty(&report).map_err(Error::Serialize)?;
-    odeflash_reference::files::write_atomic(&args.out.join("report.json"), json.as_bytes())?;
-    odeflash_reference::files::write_atomic(
-        &args.out.join("report.md"),
-        ev::markdown(&report).as_bytes(),
-    )?;
-
+/// The summary on standard output: warm-up, simulation, one line per model, what was written.
+fn print_summary(out: &mut dyn Write, report: &EvalReport, dir: &Path) -> Result<(), Error> {
     let w = |e| Error::Stdout(e);
     writeln!(out, "warm-up: {}", report.warmup_text).map_err(w)?;
     writeln!(out, "simulation: {}", report.simulation_text).map_err(w)?;
@@ -219,7 +318,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
         out,
         "wrote report.md, report.json and {} figure(s) to {}",
         report.figures.len(),
-        args.out.display()
+        dir.display()
     )
     .map_err(w)
 }

@@ -1,4 +1,5 @@
-//! The subcommands.
+//! One handler per command, `run(&XxxArgs, out)` or so: checks what clap cannot, calls the
+//! library crates and writes the report; the arguments themselves are in [`crate::args`].
 
 pub mod device_check;
 pub mod eval;

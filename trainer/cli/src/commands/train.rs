@@ -1,5 +1,6 @@
-//! `odeflash train`: resolves the experiment (file, then command-line overrides), prepares the
-//! run directory and runs the training loop on the chosen backend.
+//! `odeflash train ode`, and what both `train` subcommands share: the experiment resolved (file,
+//! then command-line overrides), the run directory prepared, the training loop dispatched to the
+//! chosen backend, the closing report.
 
 use std::io::Write;
 

@@ -1,6 +1,6 @@
-//! `odeflash eval`: trained surrogates, exported model files and MMS/GMMS fits side by side on a
-//! rig dataset, as paper 000 compares them (Tables I and II, Fig. 6-8, training and generation
-//! times).
+//! What `odeflash eval` runs on: trained surrogates, exported model files and MMS/GMMS fits
+//! loaded, simulated, scored and drawn side by side on a rig dataset, as paper 000 compares them
+//! (Tables I and II, Fig. 6-8, training and generation times).
 //!
 //! Every model is scored the same way: simulated over each whole trajectory from its own initial
 //! state, then `L_b = NMSE(v) + NMSE(i)` (eq. 3-5, each channel normalized by the trajectory's own
