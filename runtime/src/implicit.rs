@@ -131,8 +131,10 @@ pub enum NewtonFailure {
     NonFinite,
     /// The scratch slice is shorter than [`implicit_scratch_len`].
     ScratchTooSmall,
-    /// No convergence within the iteration limit, or the increments grew (the host's
-    /// adaptive Newton iterations; the device's fixed count never reports it).
+    /// No convergence within the iteration limit, or the increments grew: the host's adaptive
+    /// Newton iterations only (the device runs a fixed count and never reports it, so firmware
+    /// builds leave the variant out and pay nothing for it).
+    #[cfg(feature = "std")]
     NotConverged,
 }
 
@@ -142,6 +144,7 @@ impl core::fmt::Display for NewtonFailure {
             NewtonFailure::Singular => "the Newton matrix is singular",
             NewtonFailure::NonFinite => "the Newton matrix or update is not finite",
             NewtonFailure::ScratchTooSmall => "the Newton scratch is too small",
+            #[cfg(feature = "std")]
             NewtonFailure::NotConverged => "the Newton iteration did not converge",
         })
     }

@@ -56,6 +56,7 @@ real_scalar!(f64);
 /// Any non-finite entry of `a` or `rhs` is [`NewtonFailure::NonFinite`]; a pivot at most `rel`
 /// times the largest entry of `a` is [`NewtonFailure::Singular`] (`rel = 0` refuses only exact
 /// zeros); slices shorter than `n × n` / `n` are [`NewtonFailure::ScratchTooSmall`].
+#[inline(always)]
 pub fn lu_factor<T: Scalar>(
     a: &mut [T],
     n: usize,
@@ -122,15 +123,16 @@ pub fn lu_factor<T: Scalar>(
             for c in k + 1..n {
                 a[r * n + c] = a[r * n + c] - l * a[k * n + c];
             }
-        }
-        if let Some(b) = rhs.as_deref_mut() {
-            eliminate_column(a, n, k, b);
+            if let Some(b) = rhs.as_deref_mut() {
+                b[r] = b[r] - l * b[k];
+            }
         }
     }
     Ok(())
 }
 
 /// Step `k` of the forward elimination applied to `b`: `b[r] -= l[r][k] b[k]` below the pivot.
+#[inline(always)]
 fn eliminate_column<T: Scalar>(lu: &[T], n: usize, k: usize, b: &mut [T]) {
     let bk = b[k];
     for r in k + 1..n {
@@ -143,6 +145,7 @@ fn eliminate_column<T: Scalar>(lu: &[T], n: usize, k: usize, b: &mut [T]) {
 
 /// Solves `U x = b` in place with the factors of [`lu_factor`]. A non-finite component is
 /// [`NewtonFailure::NonFinite`] (it is left in `b`, where the caller may look).
+#[inline(always)]
 pub fn back_substitute<T: Scalar>(lu: &[T], n: usize, b: &mut [T]) -> Result<(), NewtonFailure> {
     if lu.len() < n * n || b.len() < n {
         return Err(NewtonFailure::ScratchTooSmall);
@@ -188,5 +191,69 @@ pub fn permutation(piv: &[usize], perm: &mut [usize]) {
     }
     for (k, &p) in piv.iter().enumerate() {
         perm.swap(k, p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 6×6 system that needs row exchanges: carrying the right-hand side through the
+    /// elimination and solving later with the stored pivots agree to the bit, and both solve it.
+    #[test]
+    fn carried_and_stored_pivot_solves_agree_to_the_bit() {
+        let n = 6;
+        let mut seed = 0x1234_5678_u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+        };
+        let mut a: [f64; 36] = core::array::from_fn(|_| next());
+        a[0] = 0.0; // the first pivot must come from another row
+        let x: [f64; 6] = core::array::from_fn(|i| i as f64 - 2.5);
+        let b: [f64; 6] = core::array::from_fn(|r| (0..n).map(|c| a[r * n + c] * x[c]).sum());
+
+        let (mut carried, mut rhs) = (a, b);
+        lu_factor(&mut carried, n, None, Some(&mut rhs), 0.0).unwrap();
+        back_substitute(&carried, n, &mut rhs).unwrap();
+
+        let (mut lu, mut piv, mut sol) = (a, [0usize; 6], b);
+        lu_factor(&mut lu, n, Some(&mut piv), None, 0.0).unwrap();
+        assert_eq!(
+            lu, carried,
+            "the factors do not depend on the carried column"
+        );
+        lu_solve(&lu, n, &piv, &mut sol).unwrap();
+        assert_eq!(sol, rhs);
+        for (s, x) in sol.iter().zip(x) {
+            assert!((s - x).abs() < 1e-12, "{sol:?}");
+        }
+    }
+
+    #[test]
+    fn singular_non_finite_and_short_inputs_are_errors() {
+        let mut a = [1.0f32, 2.0, 2.0, 4.0];
+        assert_eq!(
+            lu_factor(&mut a, 2, None, None, 0.0),
+            Err(NewtonFailure::Singular)
+        );
+        let mut a = [1.0f32, f32::NAN, 0.0, 1.0];
+        assert_eq!(
+            lu_factor(&mut a, 2, None, None, 0.0),
+            Err(NewtonFailure::NonFinite)
+        );
+        let mut a = [1.0f32; 3];
+        assert_eq!(
+            lu_factor(&mut a, 2, None, None, 0.0),
+            Err(NewtonFailure::ScratchTooSmall)
+        );
+        // A pivot below `rel` times the largest entry counts as singular.
+        let mut a = [1.0f64, 0.0, 0.0, 1e-12];
+        assert_eq!(
+            lu_factor(&mut a, 2, None, None, 1e-9),
+            Err(NewtonFailure::Singular)
+        );
     }
 }
