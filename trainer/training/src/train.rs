@@ -107,6 +107,78 @@ enum BatchKind<'a> {
     FreeRun(FreeRun<'a>),
 }
 
+impl<'a> BatchKind<'a> {
+    /// What a batch is trained on: whole free-running records, or windows.
+    fn new<M: TrainModel>(
+        model: &'a M,
+        exp: &'a Experiment,
+        lengths: &[usize],
+    ) -> Result<Self, Error> {
+        Ok(match exp.train.window_start {
+            WindowStart::FreeRun => BatchKind::FreeRun(FreeRun::new(
+                model.as_any().downcast_ref::<Memristor>().ok_or_else(|| {
+                    Error::Input(
+                        "train.window_start = \"free_run\" is implemented for the memristor \
+                         surrogates"
+                            .into(),
+                    )
+                })?,
+                &exp.solver,
+                &exp.loss,
+            )?),
+            _ => BatchKind::Windows(
+                WindowPlan::new(lengths, exp.train.window).map_err(Error::Input)?,
+            ),
+        })
+    }
+
+    /// The loss of one batch (`chunk` of the training records), its terms, and the gradient of
+    /// every parameter (none when the loss is not finite).
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn gradient<B: AutodiffBackend, M: TrainModel>(
+        &self,
+        job: &Job<'_, M>,
+        variances: &[[Vec<f64>; 3]],
+        chunk: &[usize],
+        params: &[Tensor<B::InnerBackend, 2>],
+        shapes: &[[usize; 2]],
+        learned: bool,
+        device: &B::Device,
+    ) -> Result<(f64, Terms, Vec<Tensor<B::InnerBackend, 2>>), Error> {
+        let data = job.data;
+        Ok(match self {
+            BatchKind::FreeRun(fr) => {
+                let trajs: Vec<&Trajectory> = chunk.iter().map(|&i| &data.train[i]).collect();
+                let vars: Vec<&[Vec<f64>; 3]> = chunk.iter().map(|&i| &variances[i]).collect();
+                let e = fr.evaluate(&download(params), &trajs, &vars)?;
+                let g = upload::<B::InnerBackend>(&e.grads, shapes, device);
+                (e.loss, e.terms, g)
+            }
+            BatchKind::Windows(plan) => {
+                let (leaf, ad) = Leaf::<B>::new(params);
+                let (loss, terms) = batch_objective(
+                    job.model,
+                    job.exp,
+                    &data.train,
+                    variances,
+                    plan,
+                    chunk,
+                    &ad,
+                    learned,
+                    device,
+                )?;
+                let value = scalar(loss.clone().inner());
+                let g = if value.is_finite() {
+                    leaf.grads(&loss.backward())
+                } else {
+                    Vec::new()
+                };
+                (value, terms, g)
+            }
+        })
+    }
+}
+
 /// What a training run returns.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Summary {
@@ -448,31 +520,13 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
     let started = Instant::now();
     let n = model.n_states();
     let lengths: Vec<usize> = data.train.iter().map(Trajectory::len).collect();
-    // What a batch is trained on: whole free-running records, or windows.
-    let objective = match exp.train.window_start {
-        WindowStart::FreeRun => BatchKind::FreeRun(FreeRun::new(
-            model.as_any().downcast_ref::<Memristor>().ok_or_else(|| {
-                Error::Input(
-                    "train.window_start = \"free_run\" is implemented for the memristor surrogates"
-                        .into(),
-                )
-            })?,
-            &exp.solver,
-            &exp.loss,
-        )?),
-        _ => BatchKind::Windows(WindowPlan::new(&lengths, exp.train.window).map_err(Error::Input)?),
-    };
+    let objective = BatchKind::new(model, exp, &lengths)?;
     let learned = matches!(objective, BatchKind::Windows(_))
         && (exp.train.window_start == WindowStart::Learned || !model.states_observed());
     let defs = model.params();
     let mut shapes: Vec<[usize; 2]> = defs.iter().map(|d| d.shape).collect();
     let mut names: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();
-    // Training longer (`--resume --epochs N`) is the same run; anything else is not.
-    let hash = {
-        let mut e = exp.clone();
-        e.train.epochs = 0;
-        config_hash(&e.to_toml())
-    };
+    let hash = run_hash(exp);
 
     // Parameters, optimizer and scheduler: fresh, or from the checkpoint.
     let mut rng = Rng::new(exp.train.seed);
@@ -485,80 +539,39 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
         names.push("window_starts".into());
         values.push(simulated_starts(model, &values, exp, data, plan)?);
     }
-    let mut opt: Box<dyn Optimizer<B::InnerBackend>> = exp
-        .optimizer
-        .try_build()
-        .map_err(|e| Error::Input(format!("optimizer: {e}")))?;
-    let mut lr = exp.train.lr;
-    let mut sched = exp
-        .scheduler
-        .clone()
-        .map(|c| ReduceLrOnPlateau::new(c, lr))
-        .transpose()
-        .map_err(|e| Error::Input(format!("scheduler: {e}")))?;
-    let mut epoch0 = 0u64;
-    let mut global_step = 0u64;
-    let mut best: Option<f64> = None;
-    let mut saved_average = None;
-    if job.dir.is_resumed() {
-        let ck = job.dir.load_checkpoint()?;
-        if ck.config_hash != hash {
-            return Err(Error::Input(format!(
-                "{}: the run was started with another configuration; resume with the same settings",
-                job.dir.config_path().display()
-            )));
-        }
-        if ck.params.len() != names.len()
-            || ck
-                .params
-                .iter()
-                .zip(&names)
-                .zip(&shapes)
-                .any(|((p, n), s)| &p.name != n || &p.shape != s)
-        {
-            return Err(Error::Input(format!(
-                "{}: its parameters do not match the model",
-                job.dir.checkpoint_path().display()
-            )));
-        }
-        values = ck.params.iter().map(|p| p.values.clone()).collect();
-        let state = serde_json::from_value(ck.optimizer.get("state").cloned().unwrap_or_default())
-            .map_err(|e| Error::Input(format!("checkpoint optimizer state: {e}")))?;
-        opt.load_state(state, device)
-            .map_err(|e| Error::Input(format!("checkpoint optimizer state: {e}")))?;
-        if let Some(s) = sched.as_mut() {
-            *s = serde_json::from_value(ck.scheduler.clone())
-                .map_err(|e| Error::Input(format!("checkpoint scheduler state: {e}")))?;
-            lr = s.lr();
-        }
-        lr = ck
-            .optimizer
-            .get("lr")
-            .and_then(serde_json::Value::as_f64)
-            .unwrap_or(lr);
-        rng = Rng::from_state(ck.rng_state);
-        epoch0 = ck.epoch;
-        global_step = ck.global_step;
-        best = ck.best_val_loss;
-        saved_average = ck.optimizer.get("average").cloned();
-    }
-    // The moving average of the parameters (`train.average`), carried through checkpoints.
-    let mut average: Option<Vec<Vec<f32>>> = match (exp.train.average, saved_average) {
-        (None, _) => None,
-        (Some(_), Some(v)) if !v.is_null() => {
-            let avg: Vec<Vec<f32>> = serde_json::from_value(v)
-                .map_err(|e| Error::Input(format!("checkpoint parameter average: {e}")))?;
-            if avg.len() != values.len() || avg.iter().zip(&values).any(|(a, v)| a.len() != v.len())
-            {
-                return Err(Error::Input(format!(
-                    "{}: its parameter average does not match the model",
-                    job.dir.checkpoint_path().display()
-                )));
-            }
-            Some(avg)
-        }
-        (Some(_), _) => Some(values.clone()),
+    let lr = exp.train.lr;
+    let (mut opt, mut sched) = optimizer_and_schedule::<B::InnerBackend>(exp)?;
+    let mut resumed = Resumed {
+        values,
+        lr,
+        rng,
+        epoch0: 0,
+        global_step: 0,
+        best: None,
+        saved_average: None,
     };
+    if job.dir.is_resumed() {
+        resume(
+            job,
+            &hash,
+            &names,
+            &shapes,
+            opt.as_mut(),
+            &mut sched,
+            device,
+            &mut resumed,
+        )?;
+    }
+    let Resumed {
+        mut values,
+        mut lr,
+        mut rng,
+        epoch0,
+        mut global_step,
+        mut best,
+        saved_average,
+    } = resumed;
+    let mut average = parameter_average(job, saved_average, &values)?;
     let mut params: Vec<Tensor<B::InnerBackend, 2>> = upload(&values, &shapes, device);
     let mut metrics = job.dir.metrics(epoch0)?;
 
@@ -575,43 +588,10 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
         job.progress.start_epoch(epoch + 1);
         let t_epoch = Instant::now();
         let perm = rng.permutation(data.train.len());
-        let (mut loss_sum, mut norm_sum) = (0.0, 0.0);
-        let mut term_sums = [0.0f64; 4];
+        let mut sums = EpochSums::default();
         for chunk in perm.chunks(bs) {
-            let (value, terms, mut g) = match &objective {
-                BatchKind::FreeRun(fr) => {
-                    let trajs: Vec<&Trajectory> = chunk.iter().map(|&i| &data.train[i]).collect();
-                    let vars: Vec<&[Vec<f64>; 3]> = chunk.iter().map(|&i| &variances[i]).collect();
-                    let e = fr.evaluate(&download(&params), &trajs, &vars)?;
-                    let g = upload::<B::InnerBackend>(&e.grads, &shapes, device);
-                    (e.loss, e.terms, g)
-                }
-                BatchKind::Windows(plan) => {
-                    let (leaf, ad) = Leaf::<B>::new(&params);
-                    let (loss, terms) = batch_objective(
-                        model,
-                        exp,
-                        &data.train,
-                        &variances,
-                        plan,
-                        chunk,
-                        &ad,
-                        learned,
-                        device,
-                    )?;
-                    let value = scalar(loss.clone().inner());
-                    let g = if value.is_finite() {
-                        leaf.grads(&loss.backward())
-                    } else {
-                        Vec::new()
-                    };
-                    (value, terms, g)
-                }
-            };
-            term_sums[0] += terms.base;
-            term_sums[1] += terms.velocity;
-            term_sums[2] += terms.curvature;
-            term_sums[3] += terms.constraint;
+            let (value, terms, mut g) = objective
+                .gradient::<B, M>(job, &variances, chunk, &params, &shapes, learned, device)?;
             if !value.is_finite() {
                 return Err(Error::Train(format!(
                     "epoch {}: the training loss became {value}; lower train.lr, clip gradients or use smaller steps",
@@ -629,8 +609,7 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
                 }
             }
             global_step += 1;
-            loss_sum += value;
-            norm_sum += norm;
+            sums.add(value, norm, &terms);
             job.progress.batch(value);
             if job.interrupt.requested() {
                 interrupted = true;
@@ -643,27 +622,12 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
         values = download(&params);
         // What is validated and kept: the parameters, or their average.
         let kept = average.as_ref().unwrap_or(&values);
-        // A model that blows up on a validation record scores infinity and training goes on
-        // (the free run's gradients usually pull it back); the best epoch stays the best.
-        let val_loss = match validation_loss(model, kept, exp, data) {
-            Err(Error::Diverged(_)) => f64::INFINITY,
-            other => other?,
-        };
+        let val_loss = epoch_validation_loss(model, kept, exp, data)?;
         job.progress.set_val_loss(val_loss);
         if let Some(s) = sched.as_mut() {
             lr = s.step(val_loss);
         }
-        let record = Record::new(epoch + 1)
-            .with("train_loss", loss_sum / batches as f64)
-            .with("val_loss", val_loss)
-            .with("lr", lr)
-            .with("grad_norm", norm_sum / batches as f64)
-            .with("loss_base", term_sums[0] / batches as f64)
-            .with("loss_velocity", term_sums[1] / batches as f64)
-            .with("loss_curvature", term_sums[2] / batches as f64)
-            .with("loss_constraint", term_sums[3] / batches as f64)
-            .with("seconds", t_epoch.elapsed().as_secs_f64());
-        metrics.append(record)?;
+        metrics.append(sums.record(epoch + 1, batches, val_loss, lr, t_epoch))?;
         best = save_epoch(
             job,
             EpochState {
@@ -698,6 +662,176 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
         params: download(&params),
         interrupted,
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The hash a resumed run must match: training longer (`--resume --epochs N`) is the same run;
+/// anything else is not.
+fn run_hash(exp: &Experiment) -> String {
+    let mut e = exp.clone();
+    e.train.epochs = 0;
+    config_hash(&e.to_toml())
+}
+
+/// [`validation_loss`] at the end of an epoch: a model that blows up on a validation record
+/// scores infinity and training goes on (the free run's gradients usually pull it back); the
+/// best epoch stays the best.
+fn epoch_validation_loss<M: TrainModel>(
+    model: &M,
+    values: &[Vec<f32>],
+    exp: &Experiment,
+    data: &Dataset,
+) -> Result<f64, Error> {
+    match validation_loss(model, values, exp, data) {
+        Err(Error::Diverged(_)) => Ok(f64::INFINITY),
+        other => other,
+    }
+}
+
+/// The experiment's optimizer, and its learning-rate schedule when it has one.
+#[allow(clippy::type_complexity)]
+fn optimizer_and_schedule<B: burn::tensor::backend::Backend>(
+    exp: &Experiment,
+) -> Result<(Box<dyn Optimizer<B>>, Option<ReduceLrOnPlateau>), Error> {
+    let opt = exp
+        .optimizer
+        .try_build()
+        .map_err(|e| Error::Input(format!("optimizer: {e}")))?;
+    let sched = exp
+        .scheduler
+        .clone()
+        .map(|c| ReduceLrOnPlateau::new(c, exp.train.lr))
+        .transpose()
+        .map_err(|e| Error::Input(format!("scheduler: {e}")))?;
+    Ok((opt, sched))
+}
+
+/// Sums over an epoch's batches, for its metrics record.
+#[derive(Default)]
+struct EpochSums {
+    loss: f64,
+    norm: f64,
+    terms: [f64; 4],
+}
+
+impl EpochSums {
+    fn add(&mut self, loss: f64, norm: f64, t: &Terms) {
+        self.loss += loss;
+        self.norm += norm;
+        for (s, v) in self
+            .terms
+            .iter_mut()
+            .zip([t.base, t.velocity, t.curvature, t.constraint])
+        {
+            *s += v;
+        }
+    }
+
+    /// The epoch's metrics record: batch means, the validation loss and the learning rate.
+    fn record(&self, epoch: u64, batches: usize, val_loss: f64, lr: f64, t: Instant) -> Record {
+        let b = batches as f64;
+        Record::new(epoch)
+            .with("train_loss", self.loss / b)
+            .with("val_loss", val_loss)
+            .with("lr", lr)
+            .with("grad_norm", self.norm / b)
+            .with("loss_base", self.terms[0] / b)
+            .with("loss_velocity", self.terms[1] / b)
+            .with("loss_curvature", self.terms[2] / b)
+            .with("loss_constraint", self.terms[3] / b)
+            .with("seconds", t.elapsed().as_secs_f64())
+    }
+}
+
+/// Where a run stands: fresh, or as its checkpoint left it.
+struct Resumed {
+    values: Vec<Vec<f32>>,
+    lr: f64,
+    rng: Rng,
+    epoch0: u64,
+    global_step: u64,
+    best: Option<f64>,
+    saved_average: Option<serde_json::Value>,
+}
+
+/// Restores the run's checkpoint into `st`, the optimizer and the scheduler, refusing one of
+/// another configuration or model.
+#[allow(clippy::too_many_arguments)]
+fn resume<M: TrainModel, B: burn::tensor::backend::Backend>(
+    job: &Job<'_, M>,
+    hash: &str,
+    names: &[String],
+    shapes: &[[usize; 2]],
+    opt: &mut dyn Optimizer<B>,
+    sched: &mut Option<ReduceLrOnPlateau>,
+    device: &B::Device,
+    st: &mut Resumed,
+) -> Result<(), Error> {
+    let ck = job.dir.load_checkpoint()?;
+    if ck.config_hash != hash {
+        return Err(Error::Input(format!(
+            "{}: the run was started with another configuration; resume with the same settings",
+            job.dir.config_path().display()
+        )));
+    }
+    if ck.params.len() != names.len()
+        || ck
+            .params
+            .iter()
+            .zip(names)
+            .zip(shapes)
+            .any(|((p, n), s)| &p.name != n || &p.shape != s)
+    {
+        return Err(Error::Input(format!(
+            "{}: its parameters do not match the model",
+            job.dir.checkpoint_path().display()
+        )));
+    }
+    st.values = ck.params.iter().map(|p| p.values.clone()).collect();
+    let state = serde_json::from_value(ck.optimizer.get("state").cloned().unwrap_or_default())
+        .map_err(|e| Error::Input(format!("checkpoint optimizer state: {e}")))?;
+    opt.load_state(state, device)
+        .map_err(|e| Error::Input(format!("checkpoint optimizer state: {e}")))?;
+    if let Some(s) = sched.as_mut() {
+        *s = serde_json::from_value(ck.scheduler.clone())
+            .map_err(|e| Error::Input(format!("checkpoint scheduler state: {e}")))?;
+        st.lr = s.lr();
+    }
+    st.lr = ck
+        .optimizer
+        .get("lr")
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(st.lr);
+    st.rng = Rng::from_state(ck.rng_state);
+    st.epoch0 = ck.epoch;
+    st.global_step = ck.global_step;
+    st.best = ck.best_val_loss;
+    st.saved_average = ck.optimizer.get("average").cloned();
+    Ok(())
+}
+
+/// The moving average of the parameters (`train.average`), carried through checkpoints: the
+/// saved one on resume, else the parameters themselves.
+fn parameter_average<M: TrainModel>(
+    job: &Job<'_, M>,
+    saved: Option<serde_json::Value>,
+    values: &[Vec<f32>],
+) -> Result<Option<Vec<Vec<f32>>>, Error> {
+    Ok(match (job.exp.train.average, saved) {
+        (None, _) => None,
+        (Some(_), Some(v)) if !v.is_null() => {
+            let avg: Vec<Vec<f32>> = serde_json::from_value(v)
+                .map_err(|e| Error::Input(format!("checkpoint parameter average: {e}")))?;
+            if avg.len() != values.len() || avg.iter().zip(values).any(|(a, v)| a.len() != v.len())
+            {
+                return Err(Error::Input(format!(
+                    "{}: its parameter average does not match the model",
+                    job.dir.checkpoint_path().display()
+                )));
+            }
+            Some(avg)
+        }
+        (Some(_), _) => Some(values.to_vec()),
     })
 }
 
