@@ -332,20 +332,7 @@ pub fn minimize(
                 StopReason::MaxIterations,
             );
         }
-        let mut reset = false;
-        let (d, slope) = loop {
-            let b = bfgs_matrix(n, &pairs);
-            let xc = cauchy_point(&x, &g, lower, upper, &b);
-            let xbar = subspace_step(&x, &g, &xc, lower, upper, &b);
-            let d: Vec<f64> = (0..n).map(|i| xbar[i] - x[i]).collect();
-            let slope = dot(&g, &d);
-            if slope < 0.0 || reset {
-                break (d, slope);
-            }
-            // Not a descent direction (a stale memory): start over from steepest descent.
-            pairs.clear();
-            reset = true;
-        };
+        let (d, slope) = search_direction(&x, &g, lower, upper, &mut pairs);
         if slope >= 0.0 {
             return finish(
                 x,
@@ -358,36 +345,22 @@ pub fn minimize(
             );
         }
         let dnorm = dot(&d, &d).sqrt();
-        let mut step = if iterations == 0 && pairs.is_empty() {
+        let step = if iterations == 0 && pairs.is_empty() {
             1.0_f64.min(1.0 / dnorm)
         } else {
             1.0
         };
-        let mut accepted = None;
-        for _ in 0..40 {
-            if evaluations >= config.max_evaluations {
-                break;
-            }
-            let xt: Vec<f64> = (0..n)
-                .map(|i| (x[i] + step * d[i]).clamp(lower[i], upper[i]))
-                .collect();
-            let ft = f(&xt);
-            evaluations += 1;
-            if ft.is_finite() && ft <= fx + config.c1 * step * slope {
-                accepted = Some((xt, ft));
-                break;
-            }
-            // Minimizer of the quadratic through f(0), f'(0), f(step), safeguarded.
-            let q = if ft.is_finite() {
-                -slope * step * step / (2.0 * (ft - fx - slope * step))
-            } else {
-                0.1 * step
-            };
-            step = q.clamp(0.1 * step, 0.5 * step);
-            if step * dnorm < 1e-20 {
-                break;
-            }
-        }
+        let accepted = line_search(
+            f,
+            &x,
+            fx,
+            &d,
+            slope,
+            step,
+            (lower, upper),
+            config,
+            &mut evaluations,
+        );
         let Some((xn, fnew)) = accepted else {
             if !pairs.is_empty() {
                 pairs.clear();
@@ -440,6 +413,74 @@ pub fn minimize(
             );
         }
     }
+}
+
+/// The search direction from `x`: to the minimizer of the quadratic model over the subspace of
+/// the free variables at the generalized Cauchy point, and the slope along it. A direction that
+/// does not descend (a stale memory) restarts from steepest descent once.
+fn search_direction(
+    x: &[f64],
+    g: &[f64],
+    lower: &[f64],
+    upper: &[f64],
+    pairs: &mut Vec<(Vec<f64>, Vec<f64>)>,
+) -> (Vec<f64>, f64) {
+    let n = x.len();
+    let mut reset = false;
+    loop {
+        let b = bfgs_matrix(n, pairs);
+        let xc = cauchy_point(x, g, lower, upper, &b);
+        let xbar = subspace_step(x, g, &xc, lower, upper, &b);
+        let d: Vec<f64> = (0..n).map(|i| xbar[i] - x[i]).collect();
+        let slope = dot(g, &d);
+        if slope < 0.0 || reset {
+            return (d, slope);
+        }
+        pairs.clear();
+        reset = true;
+    }
+}
+
+/// Backtracking along `d` from `x` (projected onto the box) until the Armijo condition holds,
+/// with safeguarded quadratic interpolation; the accepted point and its value, if any.
+#[allow(clippy::too_many_arguments)]
+fn line_search(
+    f: &mut dyn FnMut(&[f64]) -> f64,
+    x: &[f64],
+    fx: f64,
+    d: &[f64],
+    slope: f64,
+    mut step: f64,
+    (lower, upper): (&[f64], &[f64]),
+    config: &LbfgsbConfig,
+    evaluations: &mut usize,
+) -> Option<(Vec<f64>, f64)> {
+    let n = x.len();
+    let dnorm = dot(d, d).sqrt();
+    for _ in 0..40 {
+        if *evaluations >= config.max_evaluations {
+            break;
+        }
+        let xt: Vec<f64> = (0..n)
+            .map(|i| (x[i] + step * d[i]).clamp(lower[i], upper[i]))
+            .collect();
+        let ft = f(&xt);
+        *evaluations += 1;
+        if ft.is_finite() && ft <= fx + config.c1 * step * slope {
+            return Some((xt, ft));
+        }
+        // Minimizer of the quadratic through f(0), f'(0), f(step), safeguarded.
+        let q = if ft.is_finite() {
+            -slope * step * step / (2.0 * (ft - fx - slope * step))
+        } else {
+            0.1 * step
+        };
+        step = q.clamp(0.1 * step, 0.5 * step);
+        if step * dnorm < 1e-20 {
+            break;
+        }
+    }
+    None
 }
 
 /// Central-difference gradient of `f` on the box (one-sided at a bound), step `h`, evaluated

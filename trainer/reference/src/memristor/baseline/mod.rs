@@ -589,99 +589,12 @@ pub fn fit(
     }
     let threads = de::worker_threads(config.threads);
     let space = &config.space;
-    let dim = space.dim();
     let kind = space.kind;
     let start = Instant::now();
 
-    // Global stage.
-    let global = Objective::new(space.clone(), &train, config.de_periods, config.sim);
-    say(
-        log,
-        format!(
-            "{}: differential evolution, {} parameters, population {}, {} generations, {} samples \
-             per evaluation, {threads} threads",
-            kind.as_str(),
-            dim,
-            config.de.population,
-            config.de.generations,
-            global.samples()
-        ),
-    );
-    let de_config = de::DeConfig {
-        threads,
-        ..config.de.clone()
-    };
-    let every = (config.de.generations / 10).max(1);
-    let de_start = Instant::now();
-    let de_result = {
-        let mut progress = |g: usize, best: f64| {
-            if g % every == 0 || g == config.de.generations {
-                say(
-                    log,
-                    format!(
-                        "  generation {g:>5}: best L_b {best:.4e} ({:.1} s)",
-                        de_start.elapsed().as_secs_f64()
-                    ),
-                );
-            }
-        };
-        de::minimize(
-            &|u: &[f64]| global.value(u),
-            dim,
-            &de_config,
-            &config.initial,
-            &mut progress,
-        )
-    };
-    let de_seconds = de_start.elapsed().as_secs_f64();
-
-    // Local stage.
-    let local = Objective::new(space.clone(), &train, config.refine_periods, config.sim);
-    let lower = vec![0.0; dim];
-    let upper = vec![1.0; dim];
-    let lb_start = Instant::now();
-    let loss_start = local.value_par(&de_result.best, threads);
-    say(
-        log,
-        format!(
-            "{}: L-BFGS-B from L_b {loss_start:.4e}, {} samples per evaluation",
-            kind.as_str(),
-            local.samples()
-        ),
-    );
-    let fd_step = config.fd_step;
-    let result = {
-        let mut f = |u: &[f64]| local.value_par(u, threads);
-        let mut g = |u: &[f64], _fu: f64| {
-            lbfgsb::fd_gradient(
-                &|p: &[f64]| local.value(p),
-                u,
-                &lower,
-                &upper,
-                fd_step,
-                threads,
-            )
-        };
-        let mut progress = |k: usize, v: f64| {
-            say(
-                log,
-                format!(
-                    "  iteration {k:>4}: L_b {v:.4e} ({:.1} s)",
-                    lb_start.elapsed().as_secs_f64()
-                ),
-            );
-        };
-        lbfgsb::minimize(
-            &mut f,
-            &mut g,
-            &de_result.best,
-            &lower,
-            &upper,
-            &config.lbfgsb,
-            &mut progress,
-        )
-    };
-    let lbfgsb_seconds = lb_start.elapsed().as_secs_f64();
+    let (de_result, de_seconds) = global_stage(config, &train, threads, log);
+    let (result, loss_start, lbfgsb_seconds) =
+        local_stage(config, &train, threads, &de_result.best, log);
     // Keep the DE point if refinement did not help (it always should).
     let best_u = if result.value <= loss_start {
         result.x.clone()
@@ -693,19 +606,7 @@ pub fn fit(
     let physical = space.to_physical(&best_u);
     let model = space.model_from_physical(&physical);
     let eval = evaluate(&model, dataset, &config.sim);
-    let parameters = space
-        .defs
-        .iter()
-        .zip(&physical)
-        .map(|(d, &value)| FittedParam {
-            name: d.name.clone(),
-            unit: d.unit.clone(),
-            value,
-            lower: d.above.map_or(d.lower, |j| physical[j]),
-            upper: d.upper,
-            scale: if d.log { "log" } else { "linear" }.into(),
-        })
-        .collect();
+    let parameters = fitted_params(space, &physical);
     say(
         log,
         format!(
@@ -752,6 +653,137 @@ pub fn fit(
         trajectories: eval.scores,
         generation_seconds: eval.generation_seconds,
     })
+}
+
+/// The global stage: differential evolution over the unit cube on `config.de_periods` of each
+/// training record; returns its result and seconds.
+fn global_stage(
+    config: &FitConfig,
+    train: &[&MemristorTrajectory],
+    threads: usize,
+    log: &mut dyn Write,
+) -> (de::DeResult, f64) {
+    let space = &config.space;
+    let (dim, kind) = (space.dim(), space.kind);
+    let global = Objective::new(space.clone(), train, config.de_periods, config.sim);
+    say(
+        log,
+        format!(
+            "{}: differential evolution, {} parameters, population {}, {} generations, {} samples \
+             per evaluation, {threads} threads",
+            kind.as_str(),
+            dim,
+            config.de.population,
+            config.de.generations,
+            global.samples()
+        ),
+    );
+    let de_config = de::DeConfig {
+        threads,
+        ..config.de.clone()
+    };
+    let every = (config.de.generations / 10).max(1);
+    let de_start = Instant::now();
+    let de_result = {
+        let mut progress = |g: usize, best: f64| {
+            if g % every == 0 || g == config.de.generations {
+                say(
+                    log,
+                    format!(
+                        "  generation {g:>5}: best L_b {best:.4e} ({:.1} s)",
+                        de_start.elapsed().as_secs_f64()
+                    ),
+                );
+            }
+        };
+        de::minimize(
+            &|u: &[f64]| global.value(u),
+            dim,
+            &de_config,
+            &config.initial,
+            &mut progress,
+        )
+    };
+    let de_seconds = de_start.elapsed().as_secs_f64();
+
+    (de_result, de_seconds)
+}
+
+/// The local stage: L-BFGS-B from the DE point on `config.refine_periods` of each record, with
+/// finite-difference gradients; returns its result, the starting loss and seconds.
+fn local_stage(
+    config: &FitConfig,
+    train: &[&MemristorTrajectory],
+    threads: usize,
+    start: &[f64],
+    log: &mut dyn Write,
+) -> (lbfgsb::LbfgsbResult, f64, f64) {
+    let space = &config.space;
+    let (dim, kind) = (space.dim(), space.kind);
+    let local = Objective::new(space.clone(), train, config.refine_periods, config.sim);
+    let lower = vec![0.0; dim];
+    let upper = vec![1.0; dim];
+    let lb_start = Instant::now();
+    let loss_start = local.value_par(start, threads);
+    say(
+        log,
+        format!(
+            "{}: L-BFGS-B from L_b {loss_start:.4e}, {} samples per evaluation",
+            kind.as_str(),
+            local.samples()
+        ),
+    );
+    let fd_step = config.fd_step;
+    let result = {
+        let mut f = |u: &[f64]| local.value_par(u, threads);
+        let mut g = |u: &[f64], _fu: f64| {
+            lbfgsb::fd_gradient(
+                &|p: &[f64]| local.value(p),
+                u,
+                &lower,
+                &upper,
+                fd_step,
+                threads,
+            )
+        };
+        let mut progress = |k: usize, v: f64| {
+            say(
+                log,
+                format!(
+                    "  iteration {k:>4}: L_b {v:.4e} ({:.1} s)",
+                    lb_start.elapsed().as_secs_f64()
+                ),
+            );
+        };
+        lbfgsb::minimize(
+            &mut f,
+            &mut g,
+            start,
+            &lower,
+            &upper,
+            &config.lbfgsb,
+            &mut progress,
+        )
+    };
+    let lbfgsb_seconds = lb_start.elapsed().as_secs_f64();
+    (result, loss_start, lbfgsb_seconds)
+}
+
+/// The fitted parameters in physical units, with their bounds and scales, for `fit.json`.
+fn fitted_params(space: &ParamSpace, physical: &[f64]) -> Vec<FittedParam> {
+    space
+        .defs
+        .iter()
+        .zip(physical)
+        .map(|(d, &value)| FittedParam {
+            name: d.name.clone(),
+            unit: d.unit.clone(),
+            value,
+            lower: d.above.map_or(d.lower, |j| physical[j]),
+            upper: d.upper,
+            scale: if d.log { "log" } else { "linear" }.into(),
+        })
+        .collect()
 }
 
 /// Plots measured (dashed) and predicted (solid) `v`, `i` and the `v-i` loop of `traj` over its
