@@ -9,14 +9,14 @@ use odeflash_reference::stiff::{
     hires_initial_conditions, problem, solve_adaptive, Options, Problem, PROBLEMS,
 };
 use odeflash_training::poly::expand::Monomial;
-use odeflash_training::poly::fit::Trajectory;
+use odeflash_training::poly::fit::TimeSeries;
 
 /// The training data of one problem: trajectories, the drive, the true coefficients.
 pub struct Case {
     /// The problem.
     pub problem: Box<dyn Problem>,
     /// Observed trajectories.
-    pub trajectories: Vec<Trajectory>,
+    pub trajectories: Vec<TimeSeries>,
     /// `Some` for the linear problem, whose forcing `b e^{-t}` enters as the drive `u = e^{-t}`.
     pub drive: Option<fn(f64) -> f64>,
     /// True right-hand side, one map per state (monomials over `[x.., u]`).
@@ -113,7 +113,7 @@ pub fn case(
     for y0 in starts {
         let sol = solve_adaptive(p.as_ref(), &y0, 0.0, &t, &opts)
             .map_err(|e| Error::Train(format!("reference solution of {name}: {e}")))?;
-        trajectories.push(Trajectory {
+        trajectories.push(TimeSeries {
             t: t.clone(),
             x: sol.y,
         });

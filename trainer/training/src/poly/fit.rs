@@ -23,7 +23,7 @@ use crate::optim::{Adam, AdamConfig, Optimizer};
 
 /// One observed trajectory: states `x[k]` (length `n`) at times `t[k]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Trajectory {
+pub struct TimeSeries {
     /// Observation times, increasing.
     pub t: Vec<f64>,
     /// States at those times.
@@ -59,7 +59,7 @@ pub struct Intervals {
 
 impl Intervals {
     /// Cuts trajectories into intervals.
-    pub fn new(trajs: &[Trajectory]) -> Result<Self, FitError> {
+    pub fn new(trajs: &[TimeSeries]) -> Result<Self, FitError> {
         let n = trajs.first().and_then(|t| t.x.first()).map_or(0, Vec::len);
         if n == 0 {
             return Err(FitError::Data("no trajectory with a state".into()));
@@ -548,7 +548,7 @@ mod tests {
                 *x += (rng.normal() * 0.2) as f32;
             }
         }
-        let trajs = vec![Trajectory {
+        let trajs = vec![TimeSeries {
             t: vec![0.0, 0.1, 0.25, 0.4],
             x: vec![
                 vec![1.0, 0.5],
@@ -595,7 +595,7 @@ mod tests {
     /// The state scale is the largest magnitude per state, floored relative to the largest.
     #[test]
     fn state_scale_is_the_largest_magnitude() {
-        let trajs = vec![Trajectory {
+        let trajs = vec![TimeSeries {
             t: vec![0.0, 1.0, 2.0],
             x: vec![
                 vec![1.0, -3e-3, 0.0],
@@ -611,12 +611,12 @@ mod tests {
 
     #[test]
     fn refuses_bad_data() {
-        let one = Trajectory {
+        let one = TimeSeries {
             t: vec![0.0],
             x: vec![vec![1.0]],
         };
         assert!(Intervals::new(&[one]).is_err());
-        let back = Trajectory {
+        let back = TimeSeries {
             t: vec![0.0, 0.0],
             x: vec![vec![1.0], vec![2.0]],
         };
