@@ -56,27 +56,10 @@ fn integrate(
     Ok(y)
 }
 
-use odeflash_runtime::convergence::observed_order as slope;
-
-/// A nonlinear, non-autonomous 2-D problem with a known solution: `y1 = 1 / (1 + t)`,
-/// `y2 = exp(-t) + sin t`, from `y1' = -y1^2`, `y2' = -y2 + sin t + cos t`, coupled through a
-/// term that vanishes on the solution (`y1 (1 + t) - 1`), so the Jacobian is full.
-fn nonlinear(t: f64, y: &[f64], dy: &mut [f64], jac: Option<&mut [f64]>) {
-    let e = y[0] * (1.0 + t) - 1.0;
-    dy[0] = -y[0] * y[0];
-    dy[1] = -y[1] + t.sin() + t.cos() + 3.0 * e * y[1];
-    if let Some(j) = jac {
-        j[0] = -2.0 * y[0];
-        j[1] = 0.0;
-        j[2] = 3.0 * (1.0 + t) * y[1];
-        j[3] = -1.0 + 3.0 * e;
-    }
-}
+use odeflash_runtime::convergence::{check_orders, TEST_PROBLEMS};
 
 #[test]
 fn convergence_order_of_each_implicit_method_in_f64() {
-    let t_end: f64 = 1.0;
-    let exact = [1.0 / (1.0 + t_end), (-t_end).exp() + t_end.sin()];
     for (tab, _) in METHODS {
         // Radau IIA 5 reaches rounding level early; coarser grids keep its errors measurable.
         let steps: &[usize] = if tab.order == 5 {
@@ -84,21 +67,19 @@ fn convergence_order_of_each_implicit_method_in_f64() {
         } else {
             &[10, 20, 40, 80, 160]
         };
-        let mut hs = Vec::new();
-        let mut errs = Vec::new();
-        for &n in steps {
-            let y = integrate(tab, 8, &[1.0, 1.0], t_end, n, nonlinear).unwrap();
-            let err = (y[0] - exact[0]).abs().max((y[1] - exact[1]).abs());
-            hs.push(t_end / n as f64);
-            errs.push(err);
-        }
-        let p = slope(&hs, &errs);
-        println!("{}: observed order {p:.3}, errors {errs:?}", tab.name);
-        assert!(
-            (p - tab.order as f64).abs() < 0.2,
-            "{}: observed order {p}, expected {}",
+        check_orders(
             tab.name,
-            tab.order
+            tab.order as f64,
+            0.2,
+            &TEST_PROBLEMS,
+            steps,
+            |p, n| {
+                let y = integrate(tab, 8, p.y0, p.t_end, n, |t, y, dy, jac| {
+                    p.eval(t, y, dy, jac)
+                })
+                .unwrap();
+                p.error(p.t_end, &y)
+            },
         );
     }
 }
@@ -107,6 +88,12 @@ fn convergence_order_of_each_implicit_method_in_f64() {
 fn default_newton_iterations_keep_the_order() {
     // With the device's default iteration count the Newton error must stay below the method's.
     let t_end: f64 = 1.0;
+    let p = TEST_PROBLEMS
+        .iter()
+        .find(|p| p.name == "coupled nonlinear")
+        .expect("in the set");
+    let nonlinear =
+        |t: f64, y: &[f64], dy: &mut [f64], jac: Option<&mut [f64]>| p.eval(t, y, dy, jac);
     for (tab, _) in METHODS {
         for n in [8usize, 32] {
             let converged = integrate(tab, 12, &[1.0, 1.0], t_end, n, nonlinear).unwrap();
