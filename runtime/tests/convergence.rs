@@ -3,7 +3,7 @@
 //! so a 5th-order method's error is not drowned by f32 rounding; then once more in f32 through
 //! the whole simulator, where orders 1 and 2 are still visible.
 
-use odeflash_runtime::convergence::{check_orders, TestProblem, TEST_PROBLEMS};
+use odeflash_runtime::convergence::{check_orders, explicit_problems, TestProblem};
 use odeflash_runtime::solver::rk_step;
 use odeflash_runtime::spec::{BoundSpec, DynamicsSpec, MlpSpec, ModelSpec, ReadoutSpec};
 use odeflash_runtime::{Activation, SimConfig, Simulator, Solver};
@@ -35,15 +35,8 @@ fn observed_order_matches_tableau_f64() {
     for solver in Solver::ALL {
         let order = solver.tableau().order as f64;
         // Coarse enough that a 5th-order error stays far above f64 rounding; Tsit5 is still
-        // slightly pre-asymptotic there (its leading error term is minimised), hence 0.4. On the
-        // two nonlinear systems the 5th-order methods stay pre-asymptotic over the whole range
-        // above rounding (measured slopes: Tsit5 6.1 and Dopri5 5.5 on the coupled problem,
-        // Dopri5 5.6 on the rotation), so they run the scalar problems and the oscillator; the
-        // lower orders and the implicit methods run every problem.
-        let problems = TEST_PROBLEMS.iter().filter(|p| {
-            !p.stiff
-                && !(order == 5.0 && matches!(p.name, "coupled nonlinear" | "nonlinear rotation"))
-        });
+        // slightly pre-asymptotic there (its leading error term is minimised), hence 0.4.
+        let problems = explicit_problems(solver.tableau().order);
         check_orders(
             solver.cli_name(),
             order,

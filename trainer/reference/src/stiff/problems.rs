@@ -42,6 +42,19 @@ pub trait OdeSystem: Send + Sync {
     }
 }
 
+/// The workspace's convergence test problems run through the reference solvers too.
+impl OdeSystem for odeflash_runtime::convergence::TestProblem {
+    fn dim(&self) -> usize {
+        self.y0.len()
+    }
+    fn rhs(&self, t: f64, y: &[f64], dy: &mut [f64]) {
+        (self.f)(t, y, dy);
+    }
+    fn jacobian(&self, t: f64, y: &[f64], jac: &mut [f64]) {
+        (self.jac)(t, y, jac);
+    }
+}
+
 /// A named test problem: an [`OdeSystem`] with its standard initial state, interval, source and
 /// coefficient table.
 pub trait Problem: OdeSystem {

@@ -619,7 +619,7 @@ mod tests {
         Tensor::from_data(TensorData::new(v.to_vec(), shape), &Default::default())
     }
 
-    use odeflash_runtime::convergence::observed_order as slope;
+    use odeflash_runtime::convergence::{check_orders, observed_order as slope, TEST_PROBLEMS};
 
     /// `y' = y^2`: `y = y0 / (1 - y0 t)`; its backward-Euler step has no root when `4 h y > 1`.
     struct Square;
@@ -698,9 +698,10 @@ mod tests {
         }
     }
 
-    /// The step logic in f64 end to end: host Newton with the exact Jacobian, `y1` from the last
-    /// stage plus the final Newton increment (the differentiable form's value). Free of f32
-    /// rounding, so the orders show over a wide step range.
+    /// The step logic in f64 end to end on the workspace's test problems: host Newton with the
+    /// exact Jacobian, `y1` from the last stage plus the final Newton increment (the
+    /// differentiable form's value). Free of f32 rounding, so the orders show over a wide step
+    /// range.
     #[test]
     fn orders_in_f64() {
         let opts = NewtonOptions {
@@ -711,40 +712,43 @@ mod tests {
         };
         for method in ImplicitMethod::ALL {
             let tab = method.tableau();
-            let m = tab.stages - tab.first_implicit;
-            let mut hs = Vec::new();
-            let mut errs = Vec::new();
-            for k in step_counts(method, true) {
-                let h = ROT_END / k as f64;
-                let mut y = [2.0f64, 0.0];
-                for _ in 0..k {
-                    let f0 = rotation(y[0], y[1]).0;
-                    let sys = StageSystem {
-                        tab,
-                        h,
-                        batch: 1,
-                        n: 2,
-                        y0: &y,
-                        f0: &f0,
-                    };
-                    let mut eval = |_k: usize, v: &[f64]| {
-                        let (f, j) = rotation(v[0], v[1]);
-                        Ok((f.to_vec(), j.to_vec()))
-                    };
-                    let c = newton(&sys, &opts, &mut eval).unwrap();
-                    for (r, yr) in y.iter_mut().enumerate() {
-                        *yr += c.z[(m - 1) * 2 + r] + c.dz[(m - 1) * 2 + r];
+            let (fi, m) = (tab.first_implicit, tab.stages - tab.first_implicit);
+            let steps = step_counts(method, true);
+            check_orders(
+                &format!("{method:?}"),
+                method.order() as f64,
+                0.2,
+                &TEST_PROBLEMS,
+                &steps,
+                |p, k| {
+                    let n = p.y0.len();
+                    let h = p.t_end / k as f64;
+                    let mut y = p.y0.to_vec();
+                    for step in 0..k {
+                        let t0 = step as f64 * h;
+                        let mut f0 = vec![0.0; n];
+                        (p.f)(t0, &y, &mut f0);
+                        let sys = StageSystem {
+                            tab,
+                            h,
+                            batch: 1,
+                            n,
+                            y0: &y,
+                            f0: &f0,
+                        };
+                        let mut eval = |stage: usize, v: &[f64]| {
+                            let t = t0 + tab.c[fi + stage] * h;
+                            let (mut f, mut j) = (vec![0.0; n], vec![0.0; n * n]);
+                            p.eval(t, v, &mut f, Some(&mut j));
+                            Ok((f, j))
+                        };
+                        let c = newton(&sys, &opts, &mut eval).unwrap();
+                        for (r, yr) in y.iter_mut().enumerate() {
+                            *yr += c.z[(m - 1) * n + r] + c.dz[(m - 1) * n + r];
+                        }
                     }
-                }
-                hs.push(h);
-                errs.push(rotation_error(y[0], y[1]));
-            }
-            let p = slope(&hs, &errs);
-            let want = method.order() as f64;
-            println!("{method:?} f64: order {p:.3}, errors {errs:?}");
-            assert!(
-                (p - want).abs() < 0.2,
-                "{method:?}: order {p:.2}, want {want} (errors {errs:?})"
+                    p.error(p.t_end, &y)
+                },
             );
         }
     }
