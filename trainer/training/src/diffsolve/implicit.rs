@@ -619,7 +619,7 @@ mod tests {
         Tensor::from_data(TensorData::new(v.to_vec(), shape), &Default::default())
     }
 
-    use odeflash_runtime::convergence::{check_orders, observed_order as slope, TEST_PROBLEMS};
+    use odeflash_runtime::convergence::{check_orders, observed_order, TestProblem, TEST_PROBLEMS};
 
     /// `y' = y^2`: `y = y0 / (1 - y0 t)`; its backward-Euler step has no root when `4 h y > 1`.
     struct Square;
@@ -682,17 +682,22 @@ mod tests {
 
     const ROT_END: f64 = 1.0;
 
+    /// Distance from the exact state of [`Rotation`] (radius 2, four radians by `ROT_END`).
     fn rotation_error(x: f64, y: f64) -> f64 {
         let a = 4.0 * ROT_END;
         ((x - 2.0 * a.cos()).powi(2) + (y - 2.0 * a.sin()).powi(2)).sqrt()
     }
 
-    /// Step counts per method: errors well above f32 rounding, in the asymptotic range.
+    /// Step counts per method over `[0, 1]`: in the asymptotic range, and for the f32 path with
+    /// errors well above f32 rounding (it accumulates to ~1e-7 over a few hundred steps).
     fn step_counts(method: ImplicitMethod, f64_range: bool) -> Vec<usize> {
         match (method.order(), f64_range) {
-            (1, _) => vec![128, 256, 512, 1024],
-            (2, _) => vec![32, 64, 128, 256],
-            (3, _) => vec![16, 32, 64, 128],
+            (1, true) => vec![128, 256, 512, 1024],
+            (1, false) => vec![16, 32, 64, 128],
+            (2, true) => vec![32, 64, 128, 256],
+            (2, false) => vec![4, 8, 16, 32],
+            (3, true) => vec![16, 32, 64, 128],
+            (3, false) => vec![4, 6, 8, 12],
             (_, true) => vec![8, 16, 32, 64],
             (_, false) => vec![4, 6, 8, 12],
         }
@@ -753,39 +758,110 @@ mod tests {
         }
     }
 
-    /// The tensor path (f32 field values, `integrate_fixed`) keeps each method's order where f32
-    /// rounding does not dominate.
+    /// A test problem of the workspace's set as a batch vector field, evaluated on the host; the
+    /// drive carries the time (`u = t`, exact under linear interpolation).
+    struct ProblemField<'a>(&'a TestProblem);
+
+    impl ProblemField<'_> {
+        fn rows<B: Backend>(
+            &self,
+            v: Tensor<B, 2>,
+            u: Tensor<B, 2>,
+        ) -> (Tensor<B, 2>, Tensor<B, 3>) {
+            let [batch, n] = v.dims();
+            let (x, t) = (host64(v.clone()), host64(u));
+            let (mut f, mut j) = (vec![0.0; batch * n], vec![0.0; batch * n * n]);
+            for b in 0..batch {
+                self.0.eval(
+                    t[b],
+                    &x[b * n..(b + 1) * n],
+                    &mut f[b * n..(b + 1) * n],
+                    Some(&mut j[b * n * n..(b + 1) * n * n]),
+                );
+            }
+            let device = v.device();
+            (
+                upload::<B, 2>(&f, [batch, n], &device),
+                upload::<B, 3>(&j, [batch, n, n], &device),
+            )
+        }
+    }
+
+    impl<B: Backend> VectorField<B> for ProblemField<'_> {
+        fn eval(&self, v: Tensor<B, 2>, u: Tensor<B, 2>) -> Tensor<B, 2> {
+            self.rows(v, u).0
+        }
+
+        fn linearize(
+            &self,
+            v: Tensor<B, 2>,
+            u: Tensor<B, 2>,
+        ) -> Option<(Tensor<B, 2>, Tensor<B, 3>)> {
+            Some(self.rows(v, u))
+        }
+    }
+
+    /// The tensor path (f32 field values, `integrate_fixed`) keeps each method's order on the
+    /// workspace's test problems where f32 rounding does not dominate. Radau IIA 5's errors on
+    /// them reach f32 rounding (~1e-7) from two steps on (measured: logistic 9e-8, 5e-9, 1e-8 at
+    /// 2, 3, 4 steps), so its order is checked on [`Rotation`], whose radius 2 and four radians
+    /// keep the errors larger.
     #[test]
     fn orders_through_integrate_fixed() {
         for method in ImplicitMethod::ALL {
             let stepper = Implicit::new(method);
-            let mut hs = Vec::new();
-            let mut errs = Vec::new();
-            for k in step_counts(method, false) {
-                let dt = ROT_END / k as f64;
-                let out = integrate_fixed::<Cpu>(
-                    &Rotation,
-                    &stepper,
-                    t2(&[2.0, 0.0], [1, 2]),
-                    &Drive::zeros(1, k + 1),
-                    dt,
-                    k + 1,
-                    FixedGrid::PER_SAMPLE,
-                    None,
-                )
-                .unwrap();
-                let v = host_values(out);
-                hs.push(dt);
-                errs.push(rotation_error(v[2 * k] as f64, v[2 * k + 1] as f64));
-            }
-            let p = slope(&hs, &errs);
+            let steps = step_counts(method, false);
+            let name = format!("{method:?} f32");
             let want = method.order() as f64;
+            if method.order() < 5 {
+                check_orders(&name, want, 0.3, &TEST_PROBLEMS, &steps, |p, k| {
+                    let n = p.y0.len();
+                    let dt = p.t_end / k as f64;
+                    let y0: Vec<f32> = p.y0.iter().map(|&v| v as f32).collect();
+                    let times = Drive {
+                        rows: vec![(0..=k).map(|s| (s as f64 * dt) as f32).collect()],
+                    };
+                    let out = integrate_fixed::<Cpu>(
+                        &ProblemField(p),
+                        &stepper,
+                        t2(&y0, [1, n]),
+                        &times,
+                        dt,
+                        k + 1,
+                        FixedGrid::PER_SAMPLE,
+                        None,
+                    )
+                    .unwrap();
+                    let v: Vec<f64> = host64(out);
+                    p.error(p.t_end, &v[n * k..n * (k + 1)])
+                });
+            } else {
+                let (mut hs, mut errs) = (Vec::new(), Vec::new());
+                for &k in &steps {
+                    let dt = ROT_END / k as f64;
+                    let out = integrate_fixed::<Cpu>(
+                        &Rotation,
+                        &stepper,
+                        t2(&[2.0, 0.0], [1, 2]),
+                        &Drive::zeros(1, k + 1),
+                        dt,
+                        k + 1,
+                        FixedGrid::PER_SAMPLE,
+                        None,
+                    )
+                    .unwrap();
+                    let v = host_values(out);
+                    hs.push(dt);
+                    errs.push(rotation_error(v[2 * k] as f64, v[2 * k + 1] as f64));
+                }
+                let p = observed_order(&hs, &errs);
+                println!("{name}: order {p:.3}, errors {errs:?}");
+                assert!(
+                    (p - want).abs() < 0.3,
+                    "{method:?}: order {p:.2}, want {want} (errors {errs:?})"
+                );
+            }
             let s = stepper.stats();
-            println!("{method:?} f32: order {p:.3}, errors {errs:?}, {s:?}");
-            assert!(
-                (p - want).abs() < 0.3,
-                "{method:?}: order {p:.2}, want {want} (errors {errs:?})"
-            );
             assert_eq!(s.halvings, 0, "{method:?}: {s:?}");
             assert!(s.max_iterations <= 6, "{method:?}: {s:?}");
         }
