@@ -1,7 +1,7 @@
 //! The host ↔ device cross-check behind `odeflash device-check`: builds the QEMU firmware example
 //! for a model and drive, runs it, runs the same model on the host with the runtime
 //! ([`Simulator::run`], portable f32 arithmetic), and measures how they differ and what the
-//! firmware costs ([`Report`]).
+//! firmware costs ([`CheckReport`]).
 
 use std::path::{Path, PathBuf};
 
@@ -13,8 +13,8 @@ use super::qemu::{
     RunOutput, Sizes,
 };
 use super::report::{
-    compare, Agreement, DeviceInfo, Flash, Instructions, ModelInfo, QuantSignal, Quantization, Ram,
-    RealTime, Report, RunInfo, Section, SignalDiff, StimulusInfo, Verdict, SCHEMA,
+    compare, Agreement, CheckReport, DeviceInfo, Flash, Instructions, ModelInfo, QuantSignal,
+    Quantization, Ram, RealTime, RunInfo, Section, SignalDiff, StimulusInfo, Verdict, SCHEMA,
 };
 use crate::Error;
 use odeflash_reference::files::{decode, read_model};
@@ -272,7 +272,7 @@ fn write_table(vs: &[f32]) -> Result<PathBuf, Error> {
 
 /// Builds, runs and compares; the report says whether the checks passed (an `Err` is a check
 /// that could not be made: a bad input, a missing tool, a firmware that did not build or run).
-pub fn check(opts: &CheckOptions) -> Result<Report, Error> {
+pub fn check(opts: &CheckOptions) -> Result<CheckReport, Error> {
     let blob = read_model(&opts.model)?;
     let model = decode(&opts.model, &blob)?;
     let int8 = is_int8(&model);
@@ -331,7 +331,7 @@ pub fn check(opts: &CheckOptions) -> Result<Report, Error> {
         failures.push("the instructions per step could not be counted".into());
     }
 
-    Ok(Report {
+    Ok(CheckReport {
         schema: SCHEMA.into(),
         model: model_info(opts, &model, int8, blob.len(), &cost),
         device: device_info(opts.board, &fw),

@@ -11,7 +11,7 @@ pub mod qemu;
 pub mod report;
 
 pub use check::{check, CheckOptions, Drive};
-pub use report::Report;
+pub use report::CheckReport;
 
 /// The workspace's error type: a failed command, naming its file.
 pub use odeflash_reference::Error;

@@ -2,8 +2,8 @@
 //! the firmware's flash and RAM, its instructions per step and the real-time rate they imply, and
 //! for int8 models the quantization error measured on the device against the host's.
 //!
-//! [`Report`] serializes to the JSON that `--json` writes (field names are the schema, documented
-//! on each field; `schema` names its version) and renders as text with [`Report::to_text`].
+//! [`CheckReport`] serializes to the JSON that `--json` writes (field names are the schema, documented
+//! on each field; `schema` names its version) and renders as text with [`CheckReport::to_text`].
 //! Numbers that do not exist (a relative difference against an all-zero signal) are `null`.
 
 use std::fmt::Write as _;
@@ -268,7 +268,7 @@ pub struct Verdict {
 
 /// Everything `odeflash device-check` measured.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Report {
+pub struct CheckReport {
     /// [`SCHEMA`].
     pub schema: String,
     /// The model.
@@ -324,7 +324,7 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-impl Report {
+impl CheckReport {
     /// The JSON written by `--json`.
     pub fn to_json(&self) -> String {
         // Serializing plain structs of numbers and strings cannot fail.
