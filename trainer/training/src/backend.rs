@@ -18,7 +18,7 @@ pub type Gpu = burn::backend::Cuda;
 pub type GpuAd = burn::backend::Autodiff<Gpu>;
 
 /// Which backend a run uses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
     /// burn's flex CPU backend.

@@ -160,7 +160,7 @@ impl SolverConfig {
 }
 
 /// Where the states at the start of each training window come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WindowStart {
     /// From the data (every state observed).

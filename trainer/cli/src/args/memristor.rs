@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use clap::ValueEnum;
 use odeflash_reference::memristor::baseline::{BaselineKind, Integrator};
 
 use super::{substeps_parser, SolverArg};
@@ -14,7 +15,7 @@ use crate::paper000::eval::WarmupMode;
 pub struct BaselineArgs {
     /// Which compact model.
     #[arg(value_enum)]
-    pub kind: BaselineKind,
+    pub kind: BaselineKindArg,
     /// Dataset directory (with `manifest.toml`).
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
@@ -123,4 +124,22 @@ pub struct EvalArgs {
     /// this one's.
     #[arg(long)]
     pub allow_other_data: bool,
+}
+
+/// [`BaselineKind`] on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BaselineKindArg {
+    /// Mean metastable switch (paper 000 eq. 10-13).
+    Mms,
+    /// Generalized MMS: MMS in parallel with a Schottky pair (eq. 14).
+    Gmms,
+}
+
+impl From<BaselineKindArg> for BaselineKind {
+    fn from(k: BaselineKindArg) -> Self {
+        match k {
+            BaselineKindArg::Mms => BaselineKind::Mms,
+            BaselineKindArg::Gmms => BaselineKind::Gmms,
+        }
+    }
 }

@@ -16,10 +16,13 @@ mod train;
 
 pub use data::{SynthMemristorArgs, SynthOscillatorArgs};
 pub use device::{DeviceCheckArgs, MachineArg, Sine};
-pub use memristor::{parse_integrator, BaselineArgs, EvalArgs};
+pub use memristor::{parse_integrator, BaselineArgs, BaselineKindArg, EvalArgs};
 pub use model::{ExportArgs, ImportArgs, InspectArgs, SimulateArgs};
 pub use stiff::{SolveArgs, StiffCommon, StiffExperimentArgs, StiffTrainArgs};
-pub use train::{MemristorModelArg, PresetArg, TrainCommon, TrainMemristorArgs, TrainOdeArgs};
+pub use train::{
+    BackendArg, MemristorModelArg, PresetArg, TrainCommon, TrainMemristorArgs, TrainOdeArgs,
+    WindowStartArg,
+};
 
 /// Neural-ODE memristor surrogates for microcontrollers: inspect, import and simulate model files.
 #[derive(Debug, Parser)]

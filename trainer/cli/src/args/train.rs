@@ -1,5 +1,7 @@
 //! Arguments of `odeflash train ode` and `odeflash train memristor`, and the settings they share.
 
+use odeflash_training::backend::BackendKind;
+use odeflash_training::config::WindowStart;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -84,7 +86,7 @@ pub struct TrainCommon {
     /// continuity term) or `free-run` (whole records from the model's own initial state,
     /// memristor surrogates).
     #[arg(long, value_enum)]
-    pub window_start: Option<odeflash_training::config::WindowStart>,
+    pub window_start: Option<WindowStartArg>,
     /// Start from the best parameters of another run of the same model (e.g. free-run
     /// fine-tuning after training on windows).
     #[arg(long, value_name = "RUN_DIR")]
@@ -121,8 +123,8 @@ pub struct TrainCommon {
     #[arg(long)]
     pub stride: Option<usize>,
     /// Compute backend.
-    #[arg(long, value_enum, default_value_t = odeflash_training::backend::BackendKind::Cpu)]
-    pub backend: odeflash_training::backend::BackendKind,
+    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+    pub backend: BackendArg,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -151,4 +153,45 @@ pub enum PresetArg {
     Paper,
     /// Small nets that train in minutes on a laptop CPU.
     Small,
+}
+
+/// [`WindowStart`] on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WindowStartArg {
+    /// From the data (every state observed).
+    Data,
+    /// Trainable, one per window, tied to the previous window's end by the continuity term.
+    Learned,
+    /// No windows: every record runs whole from the model's own initial state, as validation
+    /// and the device run it, and the loss leaves out its warm-up (memristor surrogates; see
+    /// `freerun`).
+    FreeRun,
+}
+
+impl From<WindowStartArg> for WindowStart {
+    fn from(w: WindowStartArg) -> Self {
+        match w {
+            WindowStartArg::Data => WindowStart::Data,
+            WindowStartArg::Learned => WindowStart::Learned,
+            WindowStartArg::FreeRun => WindowStart::FreeRun,
+        }
+    }
+}
+
+/// [`BackendKind`] on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendArg {
+    /// burn's flex CPU backend.
+    Cpu,
+    /// burn-cuda on GPU 0 (binary built with `--features cuda`).
+    Cuda,
+}
+
+impl From<BackendArg> for BackendKind {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Cpu => BackendKind::Cpu,
+            BackendArg::Cuda => BackendKind::Cuda,
+        }
+    }
 }

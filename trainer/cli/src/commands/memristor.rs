@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::args::{BaselineArgs, SynthMemristorArgs};
 use crate::Error;
-use odeflash_reference::memristor::baseline::{self, FitConfig, SimOptions};
+use odeflash_reference::memristor::baseline::{self, BaselineKind, FitConfig, SimOptions};
 use odeflash_reference::memristor::data::MemristorDataset;
 use odeflash_reference::memristor::synth;
 
@@ -27,7 +27,7 @@ pub fn run_synth(args: &SynthMemristorArgs, out: &mut dyn Write) -> Result<(), E
 /// Runs `baseline`.
 pub fn run_baseline(args: &BaselineArgs, out: &mut dyn Write) -> Result<(), Error> {
     let dataset = MemristorDataset::load(&args.data)?;
-    let mut config = FitConfig::new(args.kind);
+    let mut config = FitConfig::new(args.kind.into());
     config.de.seed = args.seed;
     config.de.generations = args.generations;
     config.de.population = args.population;
@@ -57,7 +57,7 @@ pub fn run_baseline(args: &BaselineArgs, out: &mut dyn Write) -> Result<(), Erro
         })?,
     };
     let prediction = baseline::predict(report.compact_model(), traj, &report.sim);
-    let label = args.kind.as_str().to_uppercase();
+    let label = BaselineKind::from(args.kind).as_str().to_uppercase();
     let files = baseline::plot_trajectory(&args.out, "validation", &label, traj, &prediction, 2.0)?;
     let w = |e| Error::Stdout(e);
     writeln!(out, "parameters:").map_err(w)?;

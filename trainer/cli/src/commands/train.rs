@@ -8,7 +8,7 @@ use crate::args::{TrainCommon, TrainOdeArgs};
 use crate::Error;
 use odeflash_reference::dataset::{self, Dataset};
 use odeflash_training::backend::BackendKind;
-use odeflash_training::config::Experiment;
+use odeflash_training::config::{Experiment, WindowStart};
 use odeflash_training::model::{NeuralOde, TrainModel};
 use odeflash_training::run::{Interrupt, JobFile, Progress, RunDir};
 use odeflash_training::train::{self, Job, Summary};
@@ -35,7 +35,7 @@ pub fn apply_overrides(exp: &mut Experiment, c: &TrainCommon) {
     if let Some(v) = c.average {
         exp.train.average = (v > 0.0).then_some(v);
     }
-    if let Some(v) = c.window_start {
+    if let Some(v) = c.window_start.map(WindowStart::from) {
         exp.train.window_start = v;
     }
     if let Some(v) = &c.init_from {
@@ -177,7 +177,7 @@ pub fn run_ode(args: &TrainOdeArgs, out: &mut dyn Write) -> Result<(), Error> {
         progress: &progress,
         interrupt: &interrupt,
     };
-    let summary = dispatch(c.backend, &job)?;
+    let summary = dispatch(c.backend.into(), &job)?;
     report(out, &summary, &dir)
 }
 

@@ -124,6 +124,6 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
         progress: &progress,
         interrupt: &interrupt,
     };
-    let summary = dispatch(c.backend, &job)?;
+    let summary = dispatch(c.backend.into(), &job)?;
     report(out, &summary, &dir)
 }

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 pub const K_OVER_Q: f64 = 1.380_649e-23 / 1.602_176_634e-19;
 
 /// Which compact model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BaselineKind {
     /// Mean metastable switch (paper 000 eq. 10-13).
