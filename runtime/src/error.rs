@@ -1,3 +1,6 @@
+//! The runtime's errors: why a model blob was refused ([`DecodeError`]) and why a simulation
+//! could not be set up or continue ([`SimError`]), each a typed value, never a panic.
+
 use core::fmt;
 
 use crate::implicit::NewtonFailure;

@@ -598,16 +598,7 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
                     epoch + 1
                 )));
             }
-            let norm = match exp.train.clip_norm {
-                Some(max) => clip_global_norm(&mut g, max),
-                None => clip_global_norm(&mut g, f64::INFINITY),
-            };
-            if norm.is_finite() {
-                opt.step(lr, &mut params, &g);
-                if let (Some(decay), Some(avg)) = (exp.train.average, average.as_mut()) {
-                    ema_update(avg, &download(&params), decay);
-                }
-            }
+            let norm = clip_and_step(exp, opt.as_mut(), lr, &mut params, &mut g, average.as_mut());
             global_step += 1;
             sums.add(value, norm, &terms);
             job.progress.batch(value);
@@ -663,6 +654,27 @@ pub fn train<B: AutodiffBackend, M: TrainModel>(
         interrupted,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Clips the gradient to `train.clip_norm` and, when its norm is finite, steps the optimizer
+/// and the parameter average; returns the norm before clipping (a skipped step shows as a
+/// non-finite norm in the metrics).
+fn clip_and_step<B: burn::tensor::backend::Backend>(
+    exp: &Experiment,
+    opt: &mut dyn Optimizer<B>,
+    lr: f64,
+    params: &mut [Tensor<B, 2>],
+    g: &mut [Tensor<B, 2>],
+    average: Option<&mut Vec<Vec<f32>>>,
+) -> f64 {
+    let norm = clip_global_norm(g, exp.train.clip_norm.unwrap_or(f64::INFINITY));
+    if norm.is_finite() {
+        opt.step(lr, params, g);
+        if let (Some(decay), Some(avg)) = (exp.train.average, average) {
+            ema_update(avg, &download(params), decay);
+        }
+    }
+    norm
 }
 
 /// The hash a resumed run must match: training longer (`--resume --epochs N`) is the same run;
