@@ -73,40 +73,7 @@ pub fn from_baseline(
     let seeds: Vec<u64> = (0..candidates.max(1) as u64)
         .map(|k| seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
         .collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(seeds.len());
-    let model_ref = &*model;
-    let fitted: Vec<Result<Candidate, Error>> = std::thread::scope(|sc| {
-        let handles: Vec<_> = (0..threads)
-            .map(|w| {
-                let seeds = &seeds;
-                let start = &start;
-                sc.spawn(move || {
-                    seeds
-                        .iter()
-                        .skip(w)
-                        .step_by(threads)
-                        .map(|&s| {
-                            let mut values = model_ref.init(&mut Rng::new(s));
-                            let (rel_f, rel_g) =
-                                fit_to_compact(model_ref, &mut values, start, iterations, s)?;
-                            Ok(Candidate {
-                                seed: s,
-                                values,
-                                rel_f,
-                                rel_g,
-                            })
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a start-fitting thread panicked"))
-            .collect()
-    });
+    let fitted = fit_candidates(model, &start, &seeds, iterations);
     // Each candidate's free run over the training records, as the first epoch will see it.
     // A solver free-run training cannot differentiate (implicit, adaptive) still trains from
     // the start; its candidates are then ranked by how well their nets fit.
@@ -191,5 +158,45 @@ pub fn from_baseline(
         scheduler: serde_json::Value::Null,
         best_val_loss: None,
         config_hash: String::new(),
+    })
+}
+
+/// Fits a start to the compact model from each seed, on as many threads as the machine has.
+fn fit_candidates(
+    model: &Memristor,
+    start: &CompactStart<'_>,
+    seeds: &[u64],
+    iterations: usize,
+) -> Vec<Result<Candidate, Error>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(seeds.len());
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|w| {
+                sc.spawn(move || {
+                    seeds
+                        .iter()
+                        .skip(w)
+                        .step_by(threads)
+                        .map(|&s| {
+                            let mut values = model.init(&mut Rng::new(s));
+                            let (rel_f, rel_g) =
+                                fit_to_compact(model, &mut values, start, iterations, s)?;
+                            Ok(Candidate {
+                                seed: s,
+                                values,
+                                rel_f,
+                                rel_g,
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a start-fitting thread panicked"))
+            .collect()
     })
 }
