@@ -131,18 +131,6 @@ pub fn lu_factor<T: Scalar>(
     Ok(())
 }
 
-/// Step `k` of the forward elimination applied to `b`: `b[r] -= l[r][k] b[k]` below the pivot.
-#[inline(always)]
-fn eliminate_column<T: Scalar>(lu: &[T], n: usize, k: usize, b: &mut [T]) {
-    let bk = b[k];
-    for r in k + 1..n {
-        let l = lu[r * n + k];
-        if !l.is_zero() {
-            b[r] = b[r] - l * bk;
-        }
-    }
-}
-
 /// Solves `U x = b` in place with the factors of [`lu_factor`]. A non-finite component is
 /// [`NewtonFailure::NonFinite`] (it is left in `b`, where the caller may look).
 #[inline(always)]
@@ -177,8 +165,16 @@ pub fn lu_solve<T: Scalar>(
     for (k, &p) in piv[..n].iter().enumerate() {
         b.swap(k, p);
     }
+    // The row operations of the elimination, replayed on `b` in the order `lu_factor` applies
+    // them to a carried right-hand side.
     for k in 0..n {
-        eliminate_column(lu, n, k, b);
+        let bk = b[k];
+        for r in k + 1..n {
+            let l = lu[r * n + k];
+            if !l.is_zero() {
+                b[r] = b[r] - l * bk;
+            }
+        }
     }
     back_substitute(lu, n, b)
 }

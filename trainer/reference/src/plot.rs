@@ -45,21 +45,12 @@ impl PlotError {
 }
 
 /// One epoch of named numbers, as [`learning_curve`] reads it (the training crate's metrics
-/// record; a map in tests).
+/// record).
 pub trait EpochRecord {
     /// The value of `name`.
     fn get(&self, name: &str) -> Option<f64>;
     /// The names it holds, in order.
     fn names(&self) -> Vec<&str>;
-}
-
-impl EpochRecord for Vec<(String, f64)> {
-    fn get(&self, name: &str) -> Option<f64> {
-        self.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
-    }
-    fn names(&self) -> Vec<&str> {
-        self.iter().map(|(n, _)| n.as_str()).collect()
-    }
 }
 
 /// The bundled font (Bitstream Vera license, see `assets/fonts/LICENSE`).
@@ -681,10 +672,10 @@ mod tests {
 
     impl EpochRecord for Record {
         fn get(&self, name: &str) -> Option<f64> {
-            self.0.get(name)
+            self.0.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
         }
         fn names(&self) -> Vec<&str> {
-            self.0.names()
+            self.0.iter().map(|(n, _)| n.as_str()).collect()
         }
     }
 

@@ -93,8 +93,34 @@ fn scale_from_data(model: &mut NeuralOde, data: &Dataset) {
     model.f.input_scale[n] = (1.0 / sd) as f32;
 }
 
+/// Trains `model` on `data` into the run directory on the backend the user asked for, with
+/// Ctrl-C handling and a progress bar, and reports how the run ended: the end of every `train`
+/// command.
+pub fn train_and_report<M: TrainModel>(
+    model: &M,
+    exp: &Experiment,
+    data: &Dataset,
+    dir: &RunDir,
+    c: &TrainCommon,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let interrupt = Interrupt::install()?;
+    let batches = data.train.len().div_ceil(exp.train.batch_size.max(1)) as u64;
+    let progress = Progress::new(exp.train.epochs, batches, c.quiet);
+    let job = Job {
+        model,
+        exp,
+        data,
+        dir,
+        progress: &progress,
+        interrupt: &interrupt,
+    };
+    let summary = dispatch(c.backend.into(), &job)?;
+    report(out, &summary, dir)
+}
+
 /// Runs the training loop on the backend the user asked for.
-pub fn dispatch<M: TrainModel>(backend: BackendKind, job: &Job<'_, M>) -> Result<Summary, Error> {
+fn dispatch<M: TrainModel>(backend: BackendKind, job: &Job<'_, M>) -> Result<Summary, Error> {
     backend.check_available().map_err(Error::Usage)?;
     match backend {
         BackendKind::Cpu => {
@@ -166,23 +192,11 @@ pub fn run_ode(args: &TrainOdeArgs, out: &mut dyn Write) -> Result<(), Error> {
         )));
     };
     let data = dataset::load(data_dir, model.n_states())?;
-    let interrupt = Interrupt::install()?;
-    let batches = data.train.len().div_ceil(exp.train.batch_size.max(1)) as u64;
-    let progress = Progress::new(exp.train.epochs, batches, c.quiet);
-    let job = Job {
-        model,
-        exp: &exp,
-        data: &data,
-        dir: &dir,
-        progress: &progress,
-        interrupt: &interrupt,
-    };
-    let summary = dispatch(c.backend.into(), &job)?;
-    report(out, &summary, &dir)
+    train_and_report(model, &exp, &data, &dir, c, out)
 }
 
 /// Prints how a run ended.
-pub fn report(out: &mut dyn Write, s: &Summary, dir: &RunDir) -> Result<(), Error> {
+fn report(out: &mut dyn Write, s: &Summary, dir: &RunDir) -> Result<(), Error> {
     let p = dir.path().display();
     if s.interrupted {
         writeln!(

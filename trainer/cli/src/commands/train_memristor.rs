@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use crate::args::TrainMemristorArgs;
-use crate::commands::train::{apply_overrides, dispatch, report};
+use crate::commands::train::{apply_overrides, train_and_report};
 use crate::paper000::compact_start::from_baseline;
 use crate::paper000::preset::preset;
 use crate::Error;
@@ -12,8 +12,7 @@ use odeflash_reference::dataset::Dataset;
 use odeflash_reference::memristor::MemristorDataset;
 use odeflash_training::config::Experiment;
 use odeflash_training::run::JobFile;
-use odeflash_training::run::{Interrupt, Progress, RunDir};
-use odeflash_training::train::Job;
+use odeflash_training::run::RunDir;
 
 /// Where `--init-baseline` writes the parameters a run starts from.
 const INIT_FILE: &str = "init.json";
@@ -113,17 +112,5 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
     let (ds, mut data) =
         odeflash_reference::memristor::data::training_view(data_dir, *warmup_periods)?;
     keep_periods(&mut data, &ds, *warmup_periods, *train_periods)?;
-    let interrupt = Interrupt::install()?;
-    let batches = data.train.len().div_ceil(exp.train.batch_size.max(1)) as u64;
-    let progress = Progress::new(exp.train.epochs, batches, c.quiet);
-    let job = Job {
-        model,
-        exp: &exp,
-        data: &data,
-        dir: &dir,
-        progress: &progress,
-        interrupt: &interrupt,
-    };
-    let summary = dispatch(c.backend.into(), &job)?;
-    report(out, &summary, &dir)
+    train_and_report(model, &exp, &data, &dir, c, out)
 }
