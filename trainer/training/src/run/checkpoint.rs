@@ -3,10 +3,15 @@
 //! Both are JSON, written atomically (temporary file in the run directory, fsync, rename, fsync
 //! of the directory) so that a crash or a full disk leaves the previous checkpoint in place.
 //! `f32` parameters print in their shortest exact form and read back bit for bit.
+//!
+//! Each file ends with a `checksum` (SHA-256 of the checkpoint's own serialization): an edited
+//! weight, epoch, RNG state or optimizer moment, or a file cut short or flipped on disk, is
+//! refused on load instead of resuming silently from something the run never wrote.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::RunError;
 use odeflash_reference::files::write_atomic;
@@ -83,11 +88,11 @@ impl Checkpoint {
                 path: path.to_path_buf(),
                 what: format!("refusing to write this checkpoint: {what}"),
             })?;
-        let mut bytes = serde_json::to_vec(self).map_err(|source| RunError::CheckpointJson {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        bytes.push(b'\n');
+        let mut bytes = self.canonical_bytes(path)?;
+        let checksum = sha256_hex(&bytes);
+        // `{...}` becomes `{...,"checksum":"..."}`: the hash covers everything before it.
+        bytes.pop();
+        bytes.extend_from_slice(format!(",\"{CHECKSUM}\":\"{checksum}\"}}\n").as_bytes());
         write_atomic(path, &bytes)?;
         Ok(path.to_path_buf())
     }
@@ -105,17 +110,44 @@ impl Checkpoint {
     /// Reads a checkpoint file; errors name it.
     pub fn load_file(path: &Path) -> Result<Checkpoint, RunError> {
         let bytes = std::fs::read(path).map_err(|e| RunError::read(path, e))?;
-        let ckpt: Checkpoint =
-            serde_json::from_slice(&bytes).map_err(|source| RunError::CheckpointJson {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let json_err = |source| RunError::CheckpointJson {
+            path: path.to_path_buf(),
+            source,
+        };
+        let ckpt: Checkpoint = serde_json::from_slice(&bytes).map_err(json_err)?;
+        let stored: StoredChecksum = serde_json::from_slice(&bytes).map_err(json_err)?;
+        let invalid = |what: String| RunError::InvalidCheckpoint {
+            path: path.to_path_buf(),
+            what,
+        };
+        let Some(stored) = stored.checksum else {
+            return Err(invalid(format!(
+                "the file has no `{CHECKSUM}`: it was not written by this version of odeflash, \
+                 or was edited; restore it from a backup or start the run again"
+            )));
+        };
+        let actual = sha256_hex(&ckpt.canonical_bytes(path)?);
+        if stored != actual {
+            return Err(invalid(format!(
+                "the content does not match its checksum (stored {stored}, content {actual}): \
+                 the file was edited or damaged; restore it from a backup, resume from another \
+                 checkpoint or start the run again"
+            )));
+        }
         ckpt.validate()
             .map_err(|what| RunError::InvalidCheckpoint {
                 path: path.to_path_buf(),
                 what,
             })?;
         Ok(ckpt)
+    }
+
+    /// The serialization the checksum covers: the checkpoint without its checksum.
+    fn canonical_bytes(&self, path: &Path) -> Result<Vec<u8>, RunError> {
+        serde_json::to_vec(self).map_err(|source| RunError::CheckpointJson {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// The parameter called `name`.
@@ -151,6 +183,26 @@ impl Checkpoint {
         }
         Ok(())
     }
+}
+
+/// The key of a checkpoint file's checksum.
+const CHECKSUM: &str = "checksum";
+
+/// A checkpoint file's checksum, read apart from the checkpoint (which ignores the key).
+#[derive(Deserialize)]
+struct StoredChecksum {
+    checksum: Option<String>,
+}
+
+/// `sha256:` and the hex digest of `bytes`.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut s = String::with_capacity(7 + 64);
+    s.push_str("sha256:");
+    for b in digest {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
 }
 
 /// A short stable hash of a configuration's text (FNV-1a, 64 bits, as 16 hex digits), for
@@ -342,14 +394,79 @@ mod tests {
         let source = std::error::Error::source(&err).unwrap().to_string();
         assert!(source.contains("line 1"), "{source}");
 
-        let mut text = serde_json::to_value(sample(1)).unwrap();
-        text["params"][0]["values"] = serde_json::json!([1.0]);
+        // A consistent checksum over an inconsistent checkpoint: the shape check still holds.
+        let mut bad = sample(1);
+        bad.params[0].values = vec![1.0];
+        let mut text = serde_json::to_value(&bad).unwrap();
+        text["checksum"] = sha256_hex(&serde_json::to_vec(&bad).unwrap()).into();
         std::fs::write(dir.path().join("best.json"), text.to_string()).unwrap();
         let err = Checkpoint::load_best(dir.path()).unwrap_err().to_string();
         assert!(
             err.contains("best.json: parameter `layers.0.weight` has shape"),
             "{err}"
         );
+    }
+
+    /// Rewrites `dir/checkpoint.json` through `edit` of its JSON, keeping the stored checksum.
+    fn edit_file(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+        let path = dir.join("checkpoint.json");
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        edit(&mut v);
+        std::fs::write(&path, v.to_string()).unwrap();
+    }
+
+    #[test]
+    fn edited_checkpoints_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let edits: [(&str, fn(&mut serde_json::Value)); 5] = [
+            ("a weight", |v| v["params"][0]["values"][0] = 0.2.into()),
+            ("the epoch", |v| v["epoch"] = 4.into()),
+            ("the RNG state", |v| v["rng_state"] = 7.into()),
+            ("an optimizer moment", |v| v["optimizer"]["m"][1] = 0.3.into()),
+            ("the best loss", |v| v["best_val_loss"] = 0.0625.into()),
+        ];
+        for (what, edit) in edits {
+            sample(3).save(dir.path()).unwrap();
+            assert!(Checkpoint::load(dir.path()).is_ok());
+            edit_file(dir.path(), edit);
+            let err = Checkpoint::load(dir.path()).unwrap_err().to_string();
+            assert!(
+                err.contains("checkpoint.json: the content does not match its checksum"),
+                "{what}: {err}"
+            );
+        }
+        // Without a checksum (an older file, or one stripped of it).
+        sample(3).save(dir.path()).unwrap();
+        edit_file(dir.path(), |v| {
+            v.as_object_mut().unwrap().remove("checksum");
+        });
+        let err = Checkpoint::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("has no `checksum`"), "{err}");
+    }
+
+    #[test]
+    fn no_single_byte_change_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sample(2).save(dir.path()).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let mut loaded = 0;
+        for i in 0..good.len() {
+            for new in [b'0', b'9', b' ', b'"', good[i] ^ 1] {
+                if new == good[i] {
+                    continue;
+                }
+                let mut bytes = good.clone();
+                bytes[i] = new;
+                std::fs::write(&path, &bytes).unwrap();
+                if let Ok(ck) = Checkpoint::load(dir.path()) {
+                    // Only changes the parser cannot see (white space) may load, and then to
+                    // the same checkpoint.
+                    assert_eq!(ck, sample(2), "byte {i} set to {new:?} loaded another checkpoint");
+                    loaded += 1;
+                }
+            }
+        }
+        assert!(loaded < good.len(), "{loaded} of {} variants loaded", good.len());
     }
 
     #[test]
