@@ -88,6 +88,19 @@ pub enum RunError {
         /// The checkpoint file that is missing.
         missing: PathBuf,
     },
+    /// Another process holds the run directory's lock (it is training into it).
+    #[error(
+        "{} is in use by another odeflash process{}; wait for it to finish or stop it, or \
+         choose another output directory",
+        dir.display(),
+        pid.map_or(String::new(), |p| format!(" (pid {p})"))
+    )]
+    Locked {
+        /// The run directory.
+        dir: PathBuf,
+        /// The holder's process id, when it had written it.
+        pid: Option<u32>,
+    },
     /// The run directory path exists but is not a directory.
     #[error("{} exists and is not a directory", path.display())]
     NotADirectory {

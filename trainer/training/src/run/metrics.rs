@@ -450,6 +450,7 @@ fn parse_jsonl(path: &Path, text: &str, lenient_tail: bool) -> Result<Vec<Record
                 Some(_) => Ok(r),
                 None => Err("the record has no `epoch`".to_string()),
             });
+        let parsed = parsed.and_then(|r| after_last(&records, r));
         match parsed {
             Ok(r) => records.push(r),
             Err(_) if lenient_tail && is_last(i, lines.len()) => {}
@@ -463,6 +464,23 @@ fn parse_jsonl(path: &Path, text: &str, lenient_tail: bool) -> Result<Vec<Record
         }
     }
     Ok(records)
+}
+
+/// `record` when its epoch follows the last one's. Epochs out of order mean two processes
+/// appended to one run (which the run lock now prevents), or a hand edit: resuming would
+/// otherwise carry the mix into the new files.
+fn after_last(records: &[Record], record: Record) -> Result<Record, String> {
+    let epoch = record.epoch();
+    match records.last() {
+        Some(last) if !(epoch > last.epoch()) => Err(format!(
+            "epoch {epoch} follows epoch {}: the records are out of order (two runs wrote \
+             into this directory, or the file was edited); restore the file from a backup or \
+             start the run again",
+            last.epoch()
+        )),
+        _ if epoch.is_nan() => Err("the record's `epoch` is not a number".into()),
+        _ => Ok(record),
+    }
 }
 
 type CsvContent = (Option<Vec<String>>, Vec<Record>);
@@ -490,7 +508,7 @@ fn parse_csv(path: &Path, text: &str, lenient_tail: bool) -> Result<CsvContent, 
         if line.trim().is_empty() {
             continue;
         }
-        let row = parse_csv_row(&keys, line);
+        let row = parse_csv_row(&keys, line).and_then(|r| after_last(&records, r));
         match row {
             Ok(r) => records.push(r),
             Err(_) if lenient_tail && is_last(i, lines.len()) => {}
@@ -701,6 +719,41 @@ mod tests {
         assert!(w.keys().is_none());
         w.append(record(1)).unwrap();
         assert_eq!(read(w.csv_path()).lines().count(), 2);
+    }
+
+    #[test]
+    fn interleaved_runs_are_refused_on_resume() {
+        // Two writers: a second header in the middle, epochs repeated and out of order.
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = MetricsWriter::create(dir.path()).unwrap();
+        for epoch in 1..=2 {
+            w.append(record(epoch)).unwrap();
+        }
+        drop(w);
+        let csv = dir.path().join("metrics.csv");
+        let jsonl = dir.path().join("metrics.jsonl");
+        let (csv_text, jsonl_text) = (read(&csv), read(&jsonl));
+        let mixed_csv = format!("{csv_text}{csv_text}");
+        let mixed_jsonl = format!("{jsonl_text}{jsonl_text}");
+        std::fs::write(&csv, &mixed_csv).unwrap();
+        let err = MetricsWriter::open_resume(dir.path(), 2).unwrap_err().to_string();
+        assert!(err.contains("metrics.csv:4:"), "{err}");
+
+        // Epochs interleaved line by line, header intact.
+        let lines: Vec<&str> = csv_text.lines().collect();
+        std::fs::write(&csv, format!("{}\n{}\n{}\n{}\n", lines[0], lines[1], lines[1], lines[2]))
+            .unwrap();
+        let err = MetricsWriter::open_resume(dir.path(), 2).unwrap_err().to_string();
+        assert!(
+            err.contains("metrics.csv:3: epoch 1 follows epoch 1: the records are out of order"),
+            "{err}"
+        );
+        std::fs::write(&csv, &csv_text).unwrap();
+        std::fs::write(&jsonl, &mixed_jsonl).unwrap();
+        let err = MetricsWriter::open_resume(dir.path(), 2).unwrap_err().to_string();
+        assert!(err.contains("metrics.jsonl:3: epoch 1 follows epoch 2"), "{err}");
+        // Reading for a report refuses the same file.
+        assert!(read_jsonl(&jsonl).is_err());
     }
 
     #[test]

@@ -1,7 +1,16 @@
-//! The run directory itself: created once with its `config.toml`, reopened to resume.
+//! The run directory itself: created once with its `config.toml`, reopened to resume, and
+//! locked for as long as a process writes into it.
+//!
+//! The lock is an advisory `flock` on `run.lock` (which holds the holder's pid), taken before
+//! anything in the directory is read or written: two `train` runs into one directory, or two
+//! resumes of one run, would otherwise both succeed and interleave their checkpoints and
+//! metrics. The operating system drops the lock when the process ends, however it ends, so a
+//! killed run never leaves a stale lock behind.
 
-use std::io;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -15,6 +24,8 @@ use odeflash_reference::files::write_atomic;
 pub struct RunDir {
     path: PathBuf,
     resumed: bool,
+    /// Held for the life of the last clone.
+    _lock: Arc<File>,
 }
 
 impl RunDir {
@@ -22,6 +33,8 @@ impl RunDir {
     pub const CONFIG: &'static str = "config.toml";
     /// File name of the learning-curve figure.
     pub const LEARNING_CURVE: &'static str = "learning_curve.png";
+    /// File name of the lock.
+    pub const LOCK: &'static str = "run.lock";
 
     /// Creates the run directory (and its parents) for a new run, and writes `config.toml` from
     /// `config_toml`, the resolved configuration as TOML text (checked to parse).
@@ -45,25 +58,19 @@ impl RunDir {
                     path: path.to_path_buf(),
                 })
             }
-            Ok(_) => {
-                for name in [Checkpoint::FILE, Checkpoint::BEST_FILE] {
-                    let found = path.join(name);
-                    if found.exists() {
-                        return Err(RunError::RunExists {
-                            dir: path.to_path_buf(),
-                            found,
-                        });
-                    }
-                }
-            }
+            Ok(_) => refuse_existing_run(path)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(RunError::read(path, e)),
         }
         std::fs::create_dir_all(path).map_err(|e| RunError::write(path, e))?;
+        let lock = lock(path)?;
+        // Checked again under the lock: a run that started meanwhile has written by now.
+        refuse_existing_run(path)?;
         write_atomic(&config_path, ensure_newline(config_toml).as_bytes())?;
         Ok(RunDir {
             path: path.to_path_buf(),
             resumed: false,
+            _lock: lock,
         })
     }
 
@@ -107,9 +114,11 @@ impl RunDir {
                 missing: checkpoint,
             });
         }
+        let lock = lock(path)?;
         Ok(RunDir {
             path: path.to_path_buf(),
             resumed: true,
+            _lock: lock,
         })
     }
 
@@ -183,6 +192,51 @@ impl RunDir {
     }
 }
 
+/// Refuses a directory that already holds a run (`checkpoint.json` or `best.json`).
+fn refuse_existing_run(path: &Path) -> Result<(), RunError> {
+    for name in [Checkpoint::FILE, Checkpoint::BEST_FILE] {
+        let found = path.join(name);
+        if found.exists() {
+            return Err(RunError::RunExists {
+                dir: path.to_path_buf(),
+                found,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Takes the run directory's lock and writes this process's pid into it; refuses, with the
+/// holder's pid, when another process holds it.
+fn lock(dir: &Path) -> Result<Arc<File>, RunError> {
+    let path = dir.join(RunDir::LOCK);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| RunError::write(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            // The holder may not have written its pid yet: then the message goes without it.
+            let _ = file.read_to_string(&mut text);
+            return Err(RunError::Locked {
+                dir: dir.to_path_buf(),
+                pid: text.trim().parse().ok(),
+            });
+        }
+        Err(TryLockError::Error(e)) => return Err(RunError::write(&path, e)),
+    }
+    file.set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .and_then(|()| file.flush())
+        .map_err(|e| RunError::write(&path, e))?;
+    Ok(Arc::new(file))
+}
+
 /// `dir/snapshots`.
 pub fn snapshot_dir(run: &Path) -> PathBuf {
     run.join("snapshots")
@@ -243,10 +297,50 @@ mod tests {
 
         // Resuming does not touch it.
         std::fs::write(run.config_path(), "# edited\n").unwrap();
+        drop(run);
         let resumed = RunDir::open_resume(&dir).unwrap();
         assert!(resumed.is_resumed());
         assert_eq!(resumed.read_config().unwrap(), "# edited\n");
         assert_eq!(resumed.load_checkpoint().unwrap().epoch, 1);
+    }
+
+    #[test]
+    fn a_run_directory_has_one_writer_at_a_time() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("run");
+        let first = RunDir::create(&dir, CONFIG).unwrap();
+        let pid = std::process::id();
+        for second in [
+            RunDir::create(&dir, CONFIG),
+            RunDir::create(root.path().join("run/."), CONFIG),
+        ] {
+            let err = second.unwrap_err();
+            assert!(
+                matches!(err, RunError::Locked { pid: Some(p), .. } if p == pid),
+                "{err}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains("in use by another odeflash process (pid") && msg.contains("run"),
+                "{msg}"
+            );
+        }
+        tiny_checkpoint(1).save(first.path()).unwrap();
+        // A clone shares the lock; a resume must wait for the last one.
+        let clone = first.clone();
+        drop(first);
+        assert!(matches!(
+            RunDir::open_resume(&dir).unwrap_err(),
+            RunError::Locked { .. }
+        ));
+        drop(clone);
+        let resumed = RunDir::open_resume(&dir).unwrap();
+        assert!(matches!(
+            RunDir::open_resume(&dir).unwrap_err(),
+            RunError::Locked { .. }
+        ));
+        drop(resumed);
+        RunDir::open_resume(&dir).unwrap();
     }
 
     #[test]
@@ -357,6 +451,7 @@ mod tests {
                 .unwrap();
         }
         tiny_checkpoint(2).save(run.path()).unwrap();
+        drop((m, run));
         let resumed = RunDir::open_resume(root.path()).unwrap();
         let ckpt = resumed.load_checkpoint().unwrap();
         assert_eq!(resumed.metrics(ckpt.epoch).unwrap().records().len(), 2);
