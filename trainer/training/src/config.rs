@@ -262,16 +262,53 @@ pub struct Experiment {
 impl Experiment {
     /// Reads an experiment file.
     pub fn read(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
-        Self::parse(path, &text)
+        Self::default().layer_file(path, &[])
     }
 
-    /// Parses experiment TOML; `path` names it in errors.
+    /// Parses experiment TOML and checks every setting; `path` names it in errors, with the line
+    /// of the setting at fault.
     pub fn parse(path: &Path, text: &str) -> Result<Self, Error> {
-        toml::from_str(text).map_err(|e| Error::Experiment {
-            path: path.to_path_buf(),
-            source: Box::new(e),
-        })
+        let exp: Experiment = toml::from_str(text).map_err(|e| experiment_error(path, e))?;
+        exp.check().map_err(|e| e.in_file(path, text))?;
+        Ok(exp)
+    }
+
+    /// `self` (a preset) with the experiment file at `path` laid over it setting by setting: the
+    /// file's settings replace the preset's, the others stay (a file holding only
+    /// `[train] epochs = 1` changes the epochs and nothing else). An `[optimizer]` with another
+    /// `name` replaces the preset's optimizer whole. A section in `unused` (one the command
+    /// takes from elsewhere) is refused, as are unknown settings, wrong types and values out
+    /// of range, each with the file's line.
+    pub fn layer_file(&self, path: &Path, unused: &[&str]) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+        self.layer(path, &text, unused)
+    }
+
+    /// [`Experiment::layer_file`] on the file's text.
+    pub fn layer(&self, path: &Path, text: &str, unused: &[&str]) -> Result<Self, Error> {
+        let overlay: toml::Table = toml::from_str(text).map_err(|e| experiment_error(path, e))?;
+        // Alone first, for unknown keys and wrong types at the file's own lines; an
+        // `[optimizer]` that only tunes the preset's optimizer has no `name` to parse alone.
+        let tunes_optimizer = matches!(overlay.get("optimizer"),
+            Some(toml::Value::Table(t)) if !t.contains_key("name"));
+        if !tunes_optimizer {
+            let _: Experiment = toml::from_str(text).map_err(|e| experiment_error(path, e))?;
+        }
+        if let Some(section) = unused.iter().find(|s| overlay.contains_key(**s)) {
+            return Err(Invalid::new(
+                section,
+                "this command does not use it (the model's preset and command-line options \
+                 choose it); remove it from the file",
+            )
+            .in_file(path, text));
+        }
+        let mut merged = toml::Table::try_from(self).map_err(|e| Error::Input(e.to_string()))?;
+        merge(&mut merged, overlay);
+        let exp: Experiment = merged
+            .try_into()
+            .map_err(|e| experiment_error(path, e))?;
+        exp.check().map_err(|e| e.in_file(path, text))?;
+        Ok(exp)
     }
 
     /// The resolved file as TOML.
@@ -281,29 +318,288 @@ impl Experiment {
 
     /// Checks everything that TOML types cannot.
     pub fn validate(&self) -> Result<(), Error> {
-        self.solver.validate()?;
-        self.optimizer
-            .validate()
-            .map_err(|e| Error::Input(format!("optimizer: {e}")))?;
-        if self.train.batch_size == 0 {
-            return Err(Error::Input("train.batch_size must be at least 1".into()));
+        self.check()
+            .map_err(|e| Error::Input(format!("invalid setting {e}")))
+    }
+
+    /// Every numeric setting against its range ([`rules`]), and the combinations; the first
+    /// setting at fault, by its name in the file.
+    pub fn check(&self) -> Result<(), Invalid> {
+        use rules::*;
+        let t = &self.train;
+        at("states", in_range(self.states, 0, MAX_WIDTH))?;
+        if self.net.hidden.is_empty() {
+            at("net.width", in_range(self.net.width, 1, MAX_WIDTH))?;
+            at("net.depth", in_range(self.net.depth, 1, MAX_DEPTH))?;
         }
-        if !(self.train.lr > 0.0 && self.train.lr.is_finite()) {
-            return Err(Error::Input("train.lr must be positive".into()));
+        for &w in &self.net.hidden {
+            at("net.hidden", in_range(w, 1, MAX_WIDTH))?;
         }
-        if let Some(a) = self.train.average {
-            if !(0.0..1.0).contains(&a) {
-                return Err(Error::Input(format!(
-                    "train.average = {a}: give a decay in [0, 1)"
-                )));
+        at("net.hidden", in_range(self.net.hidden.len(), 0, MAX_DEPTH))?;
+        let s = &self.solver;
+        at("solver.stride", in_range(s.stride, 0, MAX_STRIDE))?;
+        at("solver.substeps", in_range(s.substeps, 1, MAX_SUBSTEPS))?;
+        at("solver.rtol", positive(s.rtol))?;
+        at("solver.atol", positive(s.atol))?;
+        at("solver.max_steps", in_range(s.max_steps, 1, MAX_STEPS))?;
+        s.validate()
+            .map_err(|e| Invalid::new("solver", e.to_string()))?;
+        at("train.epochs", in_range(t.epochs, 1, MAX_EPOCHS))?;
+        at("train.batch_size", in_range(t.batch_size, 1, MAX_BATCH))?;
+        at("train.seed", in_range(t.seed, 0, MAX_SEED))?;
+        at("train.lr", positive(t.lr))?;
+        at("train.window", window(t.window))?;
+        at("train.continuity_weight", non_negative(t.continuity_weight))?;
+        if let Some(c) = t.clip_norm {
+            at("train.clip_norm", positive(c))?;
+        }
+        if let Some(a) = t.average {
+            at("train.average", decay(a))?;
+        }
+        for &e in t.snapshot_epochs.iter().flatten() {
+            at("train.snapshot_epochs", in_range(e, 1, MAX_EPOCHS))?;
+        }
+        let optim = |e: crate::optim::OptimError, section: &str| match e {
+            crate::optim::OptimError::InvalidConfig { field, message, .. } => {
+                Invalid::new(&format!("{section}.{field}"), message)
             }
+            other => Invalid::new(section, other.to_string()),
+        };
+        self.optimizer.validate().map_err(|e| optim(e, "optimizer"))?;
+        if let Some(sched) = &self.scheduler {
+            sched.validate().map_err(|e| optim(e, "scheduler"))?;
         }
-        if self.train.window == 1 {
-            return Err(Error::Input(
-                "train.window must be 0 (whole trajectories) or at least 2".into(),
+        let l = &self.loss;
+        at("loss.eps", non_negative(l.eps))?;
+        at("loss.lambda_min", non_negative(l.lambda_min))?;
+        at("loss.lambda_max", non_negative(l.lambda_max))?;
+        if l.lambda_min > l.lambda_max {
+            return Err(Invalid::new(
+                "loss.lambda_max",
+                format!("{} is below loss.lambda_min = {}", l.lambda_max, l.lambda_min),
             ));
         }
+        at("loss.gamma", positive(l.gamma))?;
+        at("loss.constraint_weight", non_negative(l.constraint_weight))?;
+        at("loss.derivative_stride", in_range(l.derivative_stride, 1, MAX_STRIDE))?;
         Ok(())
+    }
+}
+
+impl Experiment {
+    /// The settings where `self` (a run's) and `other` (asked for) differ, each as
+    /// `train.lr: the run has 0.001, not 0.5`.
+    pub fn differences(&self, other: &Experiment) -> Vec<String> {
+        let table = |e: &Experiment| toml::Table::try_from(e).unwrap_or_default();
+        let mut out = Vec::new();
+        differences(&table(self), &table(other), "", &mut out);
+        out
+    }
+}
+
+fn differences(run: &toml::Table, asked: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    let mut keys: Vec<&String> = run.keys().chain(asked.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let name = format!("{prefix}{key}");
+        match (run.get(key), asked.get(key)) {
+            (Some(toml::Value::Table(a)), Some(toml::Value::Table(b))) => {
+                differences(a, b, &format!("{name}."), out)
+            }
+            (a, b) if a != b => {
+                let show = |v: Option<&toml::Value>| v.map_or("none".to_string(), |v| v.to_string());
+                out.push(format!("{name}: the run has {}, not {}", show(a), show(b)));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn experiment_error(path: &Path, e: toml::de::Error) -> Error {
+    Error::Experiment {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    }
+}
+
+/// Lays `overlay` over `base` key by key, tables recursively; an optimizer of another `name`
+/// replaces the base's whole (their settings differ).
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o))
+                if b.get("name").is_none_or(|n| o.get("name").is_none_or(|m| m == n)) =>
+            {
+                merge(b, o)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// A setting out of its range: its dotted name in the experiment file (`train.lr`) and what is
+/// wrong with it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invalid {
+    /// The setting (`train.lr`), or a section (`net`).
+    pub field: String,
+    /// What is wrong, and what would do.
+    pub what: String,
+}
+
+impl Invalid {
+    fn new(field: &str, what: impl Into<String>) -> Self {
+        Invalid {
+            field: field.to_owned(),
+            what: what.into(),
+        }
+    }
+
+    /// The error naming the file, and the setting's line when the file sets it.
+    pub fn in_file(&self, path: &Path, text: &str) -> Error {
+        let p = path.display();
+        Error::Input(match locate(text, &self.field) {
+            Some(line) => format!("{p}:{line}: {self}"),
+            None => format!("{p}: {self}"),
+        })
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.what)
+    }
+}
+
+fn at<T>(field: &str, checked: Result<T, String>) -> Result<T, Invalid> {
+    checked.map_err(|what| Invalid::new(field, what))
+}
+
+/// The line (1-based) where the TOML `text` sets `field` (`train.lr`, under `[train]` or as a
+/// dotted key), or opens the section `field` (`net`).
+pub fn locate(text: &str, field: &str) -> Option<usize> {
+    let mut section = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            section = header
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            if section == field {
+                return Some(i + 1);
+            }
+            continue;
+        }
+        let Some((key, _)) = line.split_once('=') else {
+            continue;
+        };
+        let key: String = key
+            .split('.')
+            .map(|k| k.trim().trim_matches('"'))
+            .collect::<Vec<_>>()
+            .join(".");
+        let full = if section.is_empty() {
+            key
+        } else {
+            format!("{section}.{key}")
+        };
+        if full == field || field.starts_with(&format!("{full}.")) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// The range of each kind of numeric setting: one source for the experiment file's check
+/// ([`Experiment::check`]) and the command line's parsers. The bounds on counts are far above
+/// any real run; they keep a typo (`batch_size = 18446744073709551615`) from reaching the
+/// allocator or the TOML writer (which holds integers up to 2^63 - 1).
+pub mod rules {
+    /// Epochs.
+    pub const MAX_EPOCHS: u64 = 1_000_000_000;
+    /// Trajectories per batch.
+    pub const MAX_BATCH: usize = 1 << 20;
+    /// Seeds (TOML integers are signed 64-bit).
+    pub const MAX_SEED: u64 = i64::MAX as u64;
+    /// Net widths and state counts.
+    pub const MAX_WIDTH: usize = 1 << 16;
+    /// Hidden layers.
+    pub const MAX_DEPTH: usize = 256;
+    /// Samples per step, per finite difference.
+    pub const MAX_STRIDE: usize = 1 << 20;
+    /// Solver steps per sample (the runtime's limit).
+    pub const MAX_SUBSTEPS: usize = odeflash_runtime::limits::MAX_SUBSTEPS as usize;
+    /// Steps of one adaptive solve.
+    pub const MAX_STEPS: usize = 1 << 32;
+    /// Samples per window.
+    pub const MAX_WINDOW: usize = 1 << 30;
+
+    /// A finite number above 0.
+    pub fn positive(v: f64) -> Result<f64, String> {
+        finite(v)?;
+        if v > 0.0 {
+            Ok(v)
+        } else {
+            Err(format!("{v} must be above 0"))
+        }
+    }
+
+    /// A finite number, 0 or above.
+    pub fn non_negative(v: f64) -> Result<f64, String> {
+        finite(v)?;
+        if v >= 0.0 {
+            Ok(v)
+        } else {
+            Err(format!("{v} must be 0 or above"))
+        }
+    }
+
+    /// The decay of a moving average, in [0, 1).
+    pub fn decay(v: f64) -> Result<f64, String> {
+        finite(v)?;
+        if (0.0..1.0).contains(&v) {
+            Ok(v)
+        } else {
+            Err(format!("{v} is not a decay in [0, 1) (e.g. 0.9)"))
+        }
+    }
+
+    /// Samples per training window: 0 (whole trajectories) or at least 2.
+    pub fn window(v: usize) -> Result<usize, String> {
+        if v == 1 {
+            return Err("1 must be 0 (whole trajectories) or at least 2".into());
+        }
+        in_range(v, 0, MAX_WINDOW)
+    }
+
+    /// A count in `lo..=hi`.
+    pub fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+        v: T,
+        lo: T,
+        hi: T,
+    ) -> Result<T, String> {
+        if v < lo {
+            Err(format!("{v} must be at least {lo}"))
+        } else if v > hi {
+            Err(format!("{v} is above the limit of {hi}"))
+        } else {
+            Ok(v)
+        }
+    }
+
+    fn finite(v: f64) -> Result<(), String> {
+        if v.is_finite() {
+            Ok(())
+        } else {
+            Err(format!("{v} is not a finite number"))
+        }
     }
 }
 

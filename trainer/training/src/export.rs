@@ -108,10 +108,10 @@ pub struct ExportOptions {
 
 /// Exports the model of the run in `run_dir`, reporting the check and the file to `out`.
 pub fn export_run(run_dir: &Path, args: &ExportOptions, out: &mut dyn Write) -> Result<(), Error> {
-    let dir = RunDir::open_resume(run_dir)?;
+    let dir = RunDir::open_trained(run_dir)?;
     let exp = Experiment::parse(&dir.config_path(), &dir.read_config()?)?;
     match JobFile::read(dir.path())? {
-        JobFile::Ode { data: d, model } => {
+        JobFile::Ode { data: d, model, .. } => {
             let data = dataset::load(&d, model.n_states())?;
             let x0s = data.validation.iter().map(|t| t.at(0)).collect();
             export(&model, &data, x0s, &exp, &dir, args, out)

@@ -7,7 +7,8 @@ use clap::Args;
 use clap::ValueEnum;
 use odeflash_reference::memristor::baseline::{BaselineKind, Integrator};
 
-use super::{substeps_parser, SolverArg};
+use super::{checked, substeps_parser, SolverArg};
+use odeflash_training::config::rules;
 use crate::paper000::eval::WarmupMode;
 
 /// `odeflash baseline`.
@@ -35,13 +36,13 @@ pub struct BaselineArgs {
     #[arg(long, default_value_t = 100)]
     pub lbfgs_iterations: usize,
     /// Supply periods of each training trajectory used by the DE stage (0: all).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = checked::<f64>(rules::non_negative))]
     pub de_periods: f64,
     /// Supply periods of each training trajectory used by the L-BFGS-B stage (0: all).
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, value_parser = checked::<f64>(rules::non_negative))]
     pub refine_periods: f64,
     /// Supply periods replayed before each record to settle the state.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = checked::<f64>(rules::non_negative))]
     pub warmup_periods: f64,
     /// State integrator: `trbdf2` (one implicit step per sample) or `rk4:N` (N sub-steps).
     #[arg(long, default_value = "trbdf2", value_parser = parse_integrator)]
@@ -83,7 +84,7 @@ pub struct EvalArgs {
     pub out: PathBuf,
     /// Supply periods every model simulates before the scored samples, so that its unknown
     /// initial state settles.
-    #[arg(long, default_value_t = 1.0, value_name = "N")]
+    #[arg(long, default_value_t = 1.0, value_name = "N", value_parser = checked::<f64>(rules::non_negative))]
     pub warmup_periods: f64,
     /// How the warm-up is simulated: `skip` (the record's first periods, left out of L_b, as
     /// training validates) or `replay` (the first period replayed before the record, all of it

@@ -145,6 +145,24 @@ pub struct SolverArgs {
     pub substeps: u16,
 }
 
+/// A number on the command line, checked by `rule` (one of
+/// [`odeflash_training::config::rules`], which also checks the experiment file) where clap
+/// parses it: `--clip-norm -1` is refused with the flag's name, never taken as "none".
+pub fn checked<T>(
+    rule: fn(T) -> Result<T, String>,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: std::str::FromStr + 'static,
+    T::Err: std::fmt::Display,
+{
+    move |s: &str| {
+        s.trim()
+            .parse::<T>()
+            .map_err(|e| format!("`{s}`: {e}"))
+            .and_then(rule)
+    }
+}
+
 /// Parses `--substeps`: 1 to [`MAX_SUBSTEPS`].
 pub fn substeps_parser() -> clap::builder::RangedI64ValueParser<u16> {
     clap::value_parser!(u16).range(1..=MAX_SUBSTEPS as i64)
@@ -165,5 +183,50 @@ impl From<QuantArg> for Quant {
             QuantArg::F32 => Quant::F32,
             QuantArg::Int8 => Quant::Int8,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every checked flag parses into its field's type (a mismatch panics in clap only when the
+    /// flag is read), and out-of-range values are refused with the flag's name.
+    #[test]
+    fn checked_flags_parse_and_refuse() {
+        let parse = |line: &str| Cli::try_parse_from(line.split_whitespace());
+        let train = "odeflash train memristor --data d --model single --out o --unknown-flag";
+        let full = "odeflash train memristor --data d --model single --out o --derivative-stride 2 \
+             --warmup-periods 0.5 --train-periods 1 --init-iterations 10 --init-candidates 2 \
+             --clip-norm 1 --average 0.9 --epochs 3 --lr 1e-3 --batch-size 2 --seed 4 \
+             --window 0 --stride 1";
+        assert!(parse(train).is_err());
+        assert!(parse(full).is_ok());
+        assert!(parse("odeflash train ode --data d --out o --states 2").is_ok());
+        assert!(parse("odeflash export r --out m --tolerance 1e-3").is_ok());
+        assert!(parse("odeflash eval --data d m --out r --warmup-periods 0").is_ok());
+        assert!(parse("odeflash baseline mms --data d --out o --de-periods 2").is_ok());
+        for (flag, value) in [
+            ("--clip-norm", "-1"),
+            ("--clip-norm", "nan"),
+            ("--average", "nan"),
+            ("--average", "1"),
+            ("--lr", "0"),
+            ("--lr", "inf"),
+            ("--epochs", "0"),
+            ("--batch-size", "0"),
+            ("--window", "1"),
+            ("--seed", "18446744073709551615"),
+            ("--warmup-periods", "-1"),
+            ("--train-periods", "0"),
+        ] {
+            let line = format!("{full} {flag}={value}");
+            let err = parse(&line).unwrap_err().to_string();
+            assert!(err.contains(flag), "{flag} {value}: {err}");
+        }
+        let err = parse("odeflash export r --out m --tolerance nan")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--tolerance") && err.contains("not a finite number"), "{err}");
     }
 }

@@ -79,7 +79,7 @@ pub struct ExportArgs {
     pub out: PathBuf,
     /// Largest accepted deviation of the exported model from the trained one, as a fraction of
     /// each measured channel's standard deviation (default 1e-3 for f32, 5e-2 for int8).
-    #[arg(long)]
+    #[arg(long, value_parser = super::checked::<f64>(odeflash_training::config::rules::positive))]
     pub tolerance: Option<f64>,
     /// Export the last epoch instead of the best validation epoch.
     #[arg(long)]

@@ -1,8 +1,11 @@
 //! Arguments of `odeflash train ode` and `odeflash train memristor`, and the settings they share.
 
 use odeflash_training::backend::BackendKind;
+use odeflash_training::config::rules::{self, in_range};
 use odeflash_training::config::WindowStart;
 use std::path::PathBuf;
+
+use super::checked;
 
 use clap::{Args, ValueEnum};
 use odeflash_runtime::Solver;
@@ -14,7 +17,7 @@ pub struct TrainOdeArgs {
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
     /// Number of states (columns `x0` ... in the data).
-    #[arg(long)]
+    #[arg(long, value_parser = checked::<usize>(|n| in_range(n, 1, rules::MAX_WIDTH)))]
     pub states: Option<usize>,
     /// Shared settings.
     #[command(flatten)]
@@ -30,24 +33,24 @@ pub struct TrainMemristorArgs {
     /// Which surrogate.
     #[arg(long, value_enum)]
     pub model: MemristorModelArg,
-    /// Preset.
-    #[arg(long, value_enum, default_value_t = PresetArg::Paper)]
-    pub preset: PresetArg,
+    /// Preset (default: paper).
+    #[arg(long, value_enum)]
+    pub preset: Option<PresetArg>,
     /// The paper's ablation: train on L_b only, without the derivative terms.
     #[arg(long)]
     pub base_loss_only: bool,
     /// Samples between the points of the finite differences behind L_v and L_c (1: the
     /// neighbouring samples).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = checked::<usize>(|n| in_range(n, 1, rules::MAX_STRIDE)))]
     pub derivative_stride: Option<usize>,
     /// Periods at the start of each validation trajectory left out of its loss, while the model
-    /// settles from its unknown initial state.
-    #[arg(long, default_value_t = 1.0)]
-    pub warmup_periods: f64,
+    /// settles from its unknown initial state (default 1).
+    #[arg(long, value_name = "N", value_parser = checked::<f64>(rules::non_negative))]
+    pub warmup_periods: Option<f64>,
     /// Train on the first N periods after the warm-up of each training record (all when
     /// absent); validation still runs whole records. Settled records repeat themselves, so a
     /// few periods carry what a hundred do at a fraction of the cost.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = checked::<f64>(rules::positive))]
     pub train_periods: Option<f64>,
     /// Start from a fitted compact model (`odeflash baseline`'s `fit.json`): its initial state,
     /// the state net fitted to its rate, and its R_on, R_off (SingleNN, iterator) or the G net
@@ -59,11 +62,11 @@ pub struct TrainMemristorArgs {
     /// Adam iterations (512 points each) fitting the state net to the compact model's rate
     /// (about 18 s for the small SingleNN; the paper's net costs some 100 times more per
     /// iteration).
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = 30_000, value_parser = checked::<usize>(|n| in_range(n, 1, 100_000_000)))]
     pub init_iterations: usize,
     /// Starts fitted to the compact model from as many seeds, in parallel; training goes on
     /// from the one whose free run scores the lowest L_b on the training records.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = checked::<usize>(|n| in_range(n, 1, 64)))]
     pub init_candidates: usize,
     /// Shared settings.
     #[command(flatten)]
@@ -92,26 +95,26 @@ pub struct TrainCommon {
     #[arg(long, value_name = "RUN_DIR")]
     pub init_from: Option<PathBuf>,
     /// Global gradient-norm clipping (0: none).
-    #[arg(long)]
+    #[arg(long, value_parser = checked::<f64>(rules::non_negative))]
     pub clip_norm: Option<f64>,
     /// Validate and keep an exponential moving average of the parameters with this decay per
     /// step (e.g. 0.9; 0: none), instead of the last step's parameters.
-    #[arg(long, value_name = "DECAY")]
+    #[arg(long, value_name = "DECAY", value_parser = checked::<f64>(rules::decay))]
     pub average: Option<f64>,
     /// Epochs.
-    #[arg(long)]
+    #[arg(long, value_parser = checked::<u64>(|n| in_range(n, 1, rules::MAX_EPOCHS)))]
     pub epochs: Option<u64>,
     /// Learning rate.
-    #[arg(long)]
+    #[arg(long, value_parser = checked::<f64>(rules::positive))]
     pub lr: Option<f64>,
     /// Trajectories per batch.
-    #[arg(long)]
+    #[arg(long, value_parser = checked::<usize>(|n| in_range(n, 1, rules::MAX_BATCH)))]
     pub batch_size: Option<usize>,
     /// Seed of initialization and batch order.
-    #[arg(long)]
+    #[arg(long, value_parser = checked::<u64>(|n| in_range(n, 0, rules::MAX_SEED)))]
     pub seed: Option<u64>,
     /// Samples per training window (0: whole trajectories).
-    #[arg(long)]
+    #[arg(long, value_parser = checked::<usize>(rules::window))]
     pub window: Option<usize>,
     /// Solver: euler, heun, rk4, rk5, dopri5, or implicit backward-euler, trapezoid, radau3, radau5.
     #[arg(long, value_parser = parse_solver)]
@@ -120,7 +123,7 @@ pub struct TrainCommon {
     #[arg(long)]
     pub adaptive: bool,
     /// Samples per solver step (outputs interpolated at the samples).
-    #[arg(long)]
+    #[arg(long, value_parser = checked::<usize>(|n| in_range(n, 1, rules::MAX_STRIDE)))]
     pub stride: Option<usize>,
     /// Compute backend.
     #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]

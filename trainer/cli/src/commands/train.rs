@@ -10,7 +10,7 @@ use odeflash_reference::dataset::{self, Dataset};
 use odeflash_training::backend::BackendKind;
 use odeflash_training::config::{Experiment, WindowStart};
 use odeflash_training::model::{NeuralOde, TrainModel};
-use odeflash_training::run::{Interrupt, JobFile, Progress, RunDir};
+use odeflash_training::run::{data_hash, Interrupt, JobFile, Progress, RunDir};
 use odeflash_training::train::{self, Job, Summary};
 
 pub fn apply_overrides(exp: &mut Experiment, c: &TrainCommon) {
@@ -50,6 +50,45 @@ pub fn apply_overrides(exp: &mut Experiment, c: &TrainCommon) {
     if let Some(v) = c.stride {
         exp.solver.stride = v;
     }
+}
+
+/// On `--resume`: the run's experiment with `--epochs` applied, and where the settings the
+/// command line or `--config` gives differ from the run's. A resume continues the run as it was
+/// started: an option it would ignore is refused ([`refuse_differences`]), never dropped.
+pub fn resumed_experiment(
+    dir: &RunDir,
+    c: &TrainCommon,
+    unused: &[&str],
+    command_line: impl Fn(&mut Experiment),
+) -> Result<(Experiment, Vec<String>), Error> {
+    let run = Experiment::parse(&dir.config_path(), &dir.read_config()?)?;
+    let mut asked = match &c.config {
+        Some(p) => run.layer_file(p, unused)?,
+        None => run.clone(),
+    };
+    apply_overrides(&mut asked, c);
+    command_line(&mut asked);
+    let mut resumed = run.clone();
+    if let Some(e) = c.epochs {
+        resumed.train.epochs = e;
+    }
+    asked.train.epochs = resumed.train.epochs;
+    let diffs = resumed.differences(&asked);
+    Ok((resumed, diffs))
+}
+
+/// Refuses a resume whose command line differs from the run in `diffs`.
+pub fn refuse_differences(dir: &RunDir, diffs: &[String]) -> Result<(), Error> {
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{}: --resume continues the run as it was started, but the command line asks for other \
+         settings: {}; drop these options (only --epochs may change), or start a new run in \
+         another directory",
+        dir.path().display(),
+        diffs.join("; ")
+    )))
 }
 
 /// Input and output scaling from the training data, so the net sees order-one numbers: inputs
@@ -141,11 +180,14 @@ pub fn run_ode(args: &TrainOdeArgs, out: &mut dyn Write) -> Result<(), Error> {
     let c = &args.common;
     let (exp, job_file, dir) = if c.resume {
         let dir = RunDir::open_resume(&c.out)?;
-        let mut exp = Experiment::parse(&dir.config_path(), &dir.read_config()?)?;
-        if let Some(e) = c.epochs {
-            exp.train.epochs = e;
-        }
+        let (exp, mut diffs) = resumed_experiment(&dir, c, &[], |e| {
+            if let Some(n) = args.states {
+                e.states = n;
+            }
+        })?;
         let job_file = JobFile::read(dir.path())?;
+        same_data(&args.data, &job_file, &mut diffs);
+        refuse_differences(&dir, &diffs)?;
         (exp, job_file, dir)
     } else {
         let mut exp = match &c.config {
@@ -176,6 +218,7 @@ pub fn run_ode(args: &TrainOdeArgs, out: &mut dyn Write) -> Result<(), Error> {
         let job_file = JobFile::Ode {
             data: std::fs::canonicalize(&args.data).unwrap_or_else(|_| args.data.clone()),
             model,
+            data_hash: Some(data_hash(&data)),
         };
         job_file.write(dir.path())?;
         (exp, job_file, dir)
@@ -184,6 +227,7 @@ pub fn run_ode(args: &TrainOdeArgs, out: &mut dyn Write) -> Result<(), Error> {
     let JobFile::Ode {
         data: data_dir,
         model,
+        ..
     } = &job_file
     else {
         return Err(Error::Input(format!(
@@ -192,7 +236,21 @@ pub fn run_ode(args: &TrainOdeArgs, out: &mut dyn Write) -> Result<(), Error> {
         )));
     };
     let data = dataset::load(data_dir, model.n_states())?;
+    job_file.check_data(&data)?;
     train_and_report(model, &exp, &data, &dir, c, out)
+}
+
+/// Notes in `diffs` when `--data` names another directory than the run's.
+pub fn same_data(asked: &std::path::Path, job: &JobFile, diffs: &mut Vec<String>) {
+    let asked = std::fs::canonicalize(asked).unwrap_or_else(|_| asked.to_path_buf());
+    let (run, _) = job.data();
+    if asked != run {
+        diffs.push(format!(
+            "--data: the run trains on {}, not {}",
+            run.display(),
+            asked.display()
+        ));
+    }
 }
 
 /// Prints how a run ended.

@@ -3,16 +3,18 @@
 
 use std::io::Write;
 
-use crate::args::TrainMemristorArgs;
-use crate::commands::train::{apply_overrides, train_and_report};
+use crate::args::{MemristorModelArg, PresetArg, TrainMemristorArgs};
+use crate::commands::train::{
+    apply_overrides, refuse_differences, resumed_experiment, same_data, train_and_report,
+};
 use crate::paper000::compact_start::from_baseline;
 use crate::paper000::preset::preset;
 use crate::Error;
 use odeflash_reference::dataset::Dataset;
 use odeflash_reference::memristor::MemristorDataset;
 use odeflash_training::config::Experiment;
-use odeflash_training::run::JobFile;
-use odeflash_training::run::RunDir;
+use odeflash_training::run::{data_hash, JobFile, RunDir};
+use odeflash_training::surrogate::Kind;
 
 /// Where `--init-baseline` writes the parameters a run starts from.
 const INIT_FILE: &str = "init.json";
@@ -44,32 +46,62 @@ fn keep_periods(
     Ok(())
 }
 
+/// Sections of an experiment file that `train memristor` takes from its preset and options.
+const UNUSED_SECTIONS: [&str; 2] = ["net", "states"];
+
+/// Refuses a warm-up that leaves fewer than two samples of a record to train on or score.
+fn check_warmup(data: &Dataset, ds: &MemristorDataset, warmup_periods: f64) -> Result<(), Error> {
+    for t in data.train.iter().chain(&data.validation) {
+        if t.warmup + 2 > t.len() {
+            let per_period = ds
+                .trajectories
+                .iter()
+                .find(|m| m.path == t.path)
+                .map_or(f64::NAN, |m| m.samples_per_period());
+            return Err(Error::Usage(format!(
+                "--warmup-periods {warmup_periods}: leaves fewer than two samples of {} to \
+                 train on or score ({} samples, {per_period:.1} per period); give fewer warm-up \
+                 periods",
+                t.path.display(),
+                t.len(),
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `odeflash train memristor`.
 pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> {
     let c = &args.common;
+    let warmup_periods = args.warmup_periods.unwrap_or(1.0);
     let (exp, job_file, dir) = if c.resume {
         let dir = RunDir::open_resume(&c.out)?;
-        let mut exp = Experiment::parse(&dir.config_path(), &dir.read_config()?)?;
-        if let Some(e) = c.epochs {
-            exp.train.epochs = e;
+        let (exp, mut diffs) =
+            resumed_experiment(&dir, c, &UNUSED_SECTIONS, |e| loss_options(e, args))?;
+        let job = JobFile::read(dir.path())?;
+        diffs.extend(job_differences(args, &job));
+        refuse_differences(&dir, &diffs)?;
+        if args.preset.is_some() || args.init_baseline.is_some() {
+            writeln!(
+                out,
+                "note: --preset and --init-baseline choose how a run starts; the resumed run \
+                 keeps the model it started with"
+            )
+            .map_err(Error::Stdout)?;
         }
-        (exp, JobFile::read(dir.path())?, dir)
+        (exp, job, dir)
     } else {
         let (ds, mut data) =
-            odeflash_reference::memristor::data::training_view(&args.data, args.warmup_periods)?;
-        keep_periods(&mut data, &ds, args.warmup_periods, args.train_periods)?;
-        let (mut exp, mut model) = preset(args.model, args.preset, &ds)?;
+            odeflash_reference::memristor::data::training_view(&args.data, warmup_periods)?;
+        check_warmup(&data, &ds, warmup_periods)?;
+        keep_periods(&mut data, &ds, warmup_periods, args.train_periods)?;
+        let (mut exp, mut model) = preset(args.model, args.preset.unwrap_or(PresetArg::Paper), &ds)?;
         if let Some(p) = &c.config {
-            // An experiment file replaces the preset's settings wholesale.
-            exp = Experiment::read(p)?;
+            exp = exp.layer_file(p, &UNUSED_SECTIONS)?;
         }
         apply_overrides(&mut exp, c);
-        if args.base_loss_only {
-            exp.loss.derivatives = false;
-        }
-        if let Some(s) = args.derivative_stride {
-            exp.loss.derivative_stride = s.max(1);
-        }
+        loss_options(&mut exp, args);
+        exp.validate()?;
         let init = match &args.init_baseline {
             Some(fit) => {
                 let path = std::path::absolute(c.out.join(INIT_FILE))
@@ -90,8 +122,9 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
         let job = JobFile::Memristor {
             data: std::fs::canonicalize(&args.data).unwrap_or_else(|_| args.data.clone()),
             model,
-            warmup_periods: args.warmup_periods,
+            warmup_periods,
             train_periods: args.train_periods,
+            data_hash: Some(data_hash(&data)),
         };
         job.write(dir.path())?;
         (exp, job, dir)
@@ -102,6 +135,7 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
         model,
         warmup_periods,
         train_periods,
+        ..
     } = &job_file
     else {
         return Err(Error::Input(format!(
@@ -112,5 +146,51 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
     let (ds, mut data) =
         odeflash_reference::memristor::data::training_view(data_dir, *warmup_periods)?;
     keep_periods(&mut data, &ds, *warmup_periods, *train_periods)?;
+    job_file.check_data(&data)?;
     train_and_report(model, &exp, &data, &dir, c, out)
+}
+
+/// `--base-loss-only` and `--derivative-stride`.
+fn loss_options(exp: &mut Experiment, args: &TrainMemristorArgs) {
+    if args.base_loss_only {
+        exp.loss.derivatives = false;
+    }
+    if let Some(s) = args.derivative_stride {
+        exp.loss.derivative_stride = s;
+    }
+}
+
+/// Where the options of a resume that are not experiment settings differ from the run's job.
+fn job_differences(args: &TrainMemristorArgs, job: &JobFile) -> Vec<String> {
+    let mut diffs = Vec::new();
+    same_data(&args.data, job, &mut diffs);
+    let JobFile::Memristor {
+        model,
+        warmup_periods,
+        train_periods,
+        ..
+    } = job
+    else {
+        diffs.push("the run is not a memristor run".into());
+        return diffs;
+    };
+    let kind = match args.model {
+        MemristorModelArg::Single => Kind::Single,
+        MemristorModelArg::Dual => Kind::Dual,
+        MemristorModelArg::Iterator => Kind::Iterator,
+    };
+    if kind != model.kind {
+        diffs.push(format!("--model: the run trains {:?}, not {kind:?}", model.kind));
+    }
+    if let Some(w) = args.warmup_periods.filter(|w| w != warmup_periods) {
+        diffs.push(format!("--warmup-periods: the run has {warmup_periods}, not {w}"));
+    }
+    if args.train_periods.is_some() && args.train_periods != *train_periods {
+        diffs.push(format!(
+            "--train-periods: the run has {}, not {}",
+            train_periods.map_or("all".to_string(), |p| p.to_string()),
+            args.train_periods.map_or("all".to_string(), |p| p.to_string()),
+        ));
+    }
+    diffs
 }

@@ -127,6 +127,8 @@ pub enum OptimError {
     InvalidConfig {
         /// The optimizer or scheduler concerned.
         optimizer: &'static str,
+        /// The setting's name in its configuration (`beta1`).
+        field: String,
         /// Which setting, and why.
         message: String,
     },
@@ -236,8 +238,12 @@ impl OptimizerConfig {
 pub(crate) mod check {
     use super::OptimError;
 
-    fn err(optimizer: &'static str, message: String) -> OptimError {
-        OptimError::InvalidConfig { optimizer, message }
+    fn err(optimizer: &'static str, field: &str, message: String) -> OptimError {
+        OptimError::InvalidConfig {
+            optimizer,
+            field: field.to_owned(),
+            message,
+        }
     }
 
     /// `0 <= value < 1`.
@@ -247,6 +253,7 @@ pub(crate) mod check {
         } else {
             Err(err(
                 optimizer,
+                name,
                 format!("{name} must be in [0, 1), got {value}"),
             ))
         }
@@ -263,21 +270,23 @@ pub(crate) mod check {
         } else {
             Err(err(
                 optimizer,
+                name,
                 format!("{name} must be finite and >= 0, got {value}"),
             ))
         }
     }
 
-    /// A free-form condition.
+    /// A free-form condition on the setting `field`.
     pub(crate) fn require(
         optimizer: &'static str,
+        field: &str,
         ok: bool,
         message: impl FnOnce() -> String,
     ) -> Result<(), OptimError> {
         if ok {
             Ok(())
         } else {
-            Err(err(optimizer, message()))
+            Err(err(optimizer, field, message()))
         }
     }
 }

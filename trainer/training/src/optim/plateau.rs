@@ -74,7 +74,7 @@ impl ReduceLrOnPlateauConfig {
     ///
     /// [`OptimError::InvalidConfig`] naming the setting out of range.
     pub fn validate(&self) -> Result<(), OptimError> {
-        check::require(NAME, (0.0..1.0).contains(&self.factor), || {
+        check::require(NAME, "factor", (0.0..1.0).contains(&self.factor), || {
             format!("factor must be in [0, 1), got {}", self.factor)
         })?;
         check::non_negative(NAME, "threshold", self.threshold)?;

@@ -44,12 +44,13 @@ impl SgdConfig {
     /// [`OptimError::InvalidConfig`] naming the setting out of range.
     pub fn validate(&self) -> Result<(), OptimError> {
         check::non_negative(NAME, "momentum", self.momentum)?;
-        check::require(NAME, self.dampening.is_finite(), || {
+        check::require(NAME, "dampening", self.dampening.is_finite(), || {
             format!("dampening must be finite, got {}", self.dampening)
         })?;
         check::non_negative(NAME, "weight_decay", self.weight_decay)?;
         check::require(
             NAME,
+            "nesterov",
             !self.nesterov || (self.momentum > 0.0 && self.dampening == 0.0),
             || "nesterov momentum requires a momentum and zero dampening".to_owned(),
         )

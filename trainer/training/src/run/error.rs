@@ -101,6 +101,20 @@ pub enum RunError {
         /// The holder's process id, when it had written it.
         pid: Option<u32>,
     },
+    /// A run was to be read (exported) but it has no checkpoint yet.
+    #[error(
+        "{} holds no trained model: {} does not exist; train it first (`odeflash train ... \
+         --out {}`), or wait for its first epoch to end",
+        dir.display(),
+        missing.display(),
+        dir.display()
+    )]
+    NotTrained {
+        /// The run directory.
+        dir: PathBuf,
+        /// What is missing.
+        missing: PathBuf,
+    },
     /// The run directory path exists but is not a directory.
     #[error("{} exists and is not a directory", path.display())]
     NotADirectory {

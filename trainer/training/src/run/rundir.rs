@@ -24,8 +24,8 @@ use odeflash_reference::files::write_atomic;
 pub struct RunDir {
     path: PathBuf,
     resumed: bool,
-    /// Held for the life of the last clone.
-    _lock: Arc<File>,
+    /// Held for the life of the last clone (none for a run opened to read).
+    _lock: Option<Arc<File>>,
 }
 
 impl RunDir {
@@ -70,7 +70,7 @@ impl RunDir {
         Ok(RunDir {
             path: path.to_path_buf(),
             resumed: false,
-            _lock: lock,
+            _lock: Some(lock),
         })
     }
 
@@ -88,37 +88,36 @@ impl RunDir {
         Self::create(path, &text)
     }
 
-    /// Opens an existing run to resume it: the directory must hold `checkpoint.json`.
-    /// `config.toml` is left as it is.
+    /// Opens an existing run to resume it: the directory must hold `checkpoint.json`, and no
+    /// other process may be writing into it. `config.toml` is left as it is.
     pub fn open_resume(path: impl AsRef<Path>) -> Result<RunDir, RunError> {
         let path = path.as_ref();
-        match std::fs::metadata(path) {
-            Ok(meta) if !meta.is_dir() => {
-                return Err(RunError::NotADirectory {
-                    path: path.to_path_buf(),
-                })
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(RunError::NothingToResume {
-                    dir: path.to_path_buf(),
-                    missing: path.to_path_buf(),
-                })
-            }
-            Err(e) => return Err(RunError::read(path, e)),
-        }
-        let checkpoint = path.join(Checkpoint::FILE);
-        if !checkpoint.is_file() {
-            return Err(RunError::NothingToResume {
-                dir: path.to_path_buf(),
-                missing: checkpoint,
-            });
-        }
+        let missing = |dir: &Path, missing: PathBuf| RunError::NothingToResume {
+            dir: dir.to_path_buf(),
+            missing,
+        };
+        check_trained(path, missing)?;
         let lock = lock(path)?;
         Ok(RunDir {
             path: path.to_path_buf(),
             resumed: true,
-            _lock: lock,
+            _lock: Some(lock),
+        })
+    }
+
+    /// Opens a trained run to read it (`export`), without its lock: the checkpoints are
+    /// written atomically, so a run still training is read as its last epoch left it.
+    pub fn open_trained(path: impl AsRef<Path>) -> Result<RunDir, RunError> {
+        let path = path.as_ref();
+        let missing = |dir: &Path, missing: PathBuf| RunError::NotTrained {
+            dir: dir.to_path_buf(),
+            missing,
+        };
+        check_trained(path, missing)?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+            resumed: true,
+            _lock: None,
         })
     }
 
@@ -189,6 +188,29 @@ impl RunDir {
         } else {
             MetricsWriter::create(&self.path)
         }
+    }
+}
+
+/// Requires `path` to be a directory holding `checkpoint.json`; `missing` makes the error
+/// naming what is not there.
+fn check_trained(
+    path: &Path,
+    missing: impl Fn(&Path, PathBuf) -> RunError,
+) -> Result<(), RunError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_dir() => Err(RunError::NotADirectory {
+            path: path.to_path_buf(),
+        }),
+        Ok(_) => {
+            let checkpoint = path.join(Checkpoint::FILE);
+            if checkpoint.is_file() {
+                Ok(())
+            } else {
+                Err(missing(path, checkpoint))
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(missing(path, path.to_path_buf())),
+        Err(e) => Err(RunError::read(path, e)),
     }
 }
 
@@ -341,6 +363,27 @@ mod tests {
         ));
         drop(resumed);
         RunDir::open_resume(&dir).unwrap();
+    }
+
+    #[test]
+    fn reading_a_run_needs_a_checkpoint_not_the_lock() {
+        let root = tempfile::tempdir().unwrap();
+        let run = RunDir::create(root.path().join("r"), CONFIG).unwrap();
+        let msg = RunDir::open_trained(run.path()).unwrap_err().to_string();
+        assert!(
+            msg.contains("holds no trained model")
+                && msg.contains("checkpoint.json does not exist")
+                && !msg.contains("resume"),
+            "{msg}"
+        );
+        tiny_checkpoint(1).save(run.path()).unwrap();
+        // While the run still holds its lock.
+        assert_eq!(
+            RunDir::open_trained(run.path()).unwrap().load_checkpoint().unwrap().epoch,
+            1
+        );
+        let msg = RunDir::open_trained(root.path().join("none")).unwrap_err().to_string();
+        assert!(msg.contains("holds no trained model"), "{msg}");
     }
 
     #[test]
