@@ -115,18 +115,18 @@ impl Checkpoint {
             source,
         };
         let ckpt: Checkpoint = serde_json::from_slice(&bytes).map_err(json_err)?;
-        let stored: StoredChecksum = serde_json::from_slice(&bytes).map_err(json_err)?;
         let invalid = |what: String| RunError::InvalidCheckpoint {
             path: path.to_path_buf(),
             what,
         };
-        let Some(stored) = stored.checksum else {
+        let Some((body, stored)) = split_checksum(&bytes) else {
             return Err(invalid(format!(
-                "the file has no `{CHECKSUM}`: it was not written by this version of odeflash, \
-                 or was edited; restore it from a backup or start the run again"
+                "the file does not end with its `{CHECKSUM}`: it was not written by this \
+                 version of odeflash, or was edited; restore it from a backup or start the run \
+                 again"
             )));
         };
-        let actual = sha256_hex(&ckpt.canonical_bytes(path)?);
+        let actual = sha256_hex(&body);
         if stored != actual {
             return Err(invalid(format!(
                 "the content does not match its checksum (stored {stored}, content {actual}): \
@@ -188,10 +188,23 @@ impl Checkpoint {
 /// The key of a checkpoint file's checksum.
 const CHECKSUM: &str = "checksum";
 
-/// A checkpoint file's checksum, read apart from the checkpoint (which ignores the key).
-#[derive(Deserialize)]
-struct StoredChecksum {
-    checksum: Option<String>,
+/// A checkpoint file as written, `{...,"checksum":"sha256:..."}`, split into the bytes the
+/// checksum covers (`{...}`, as serialized before the checksum was appended) and the checksum.
+/// The bytes, not a re-serialization: JSON number parsing need not round-trip every `f64`.
+fn split_checksum(file: &[u8]) -> Option<(Vec<u8>, String)> {
+    let end = file.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if file[end] != b'}' {
+        return None;
+    }
+    let file = file[..end].strip_suffix(b"\"")?;
+    let key = format!(",\"{CHECKSUM}\":\"");
+    let at = file
+        .windows(key.len())
+        .rposition(|w| w == key.as_bytes())?;
+    let stored = std::str::from_utf8(&file[at + key.len()..]).ok()?;
+    let mut body = file[..at].to_vec();
+    body.push(b'}');
+    Some((body, stored.to_string()))
 }
 
 /// `sha256:` and the hex digest of `bytes`.
@@ -397,9 +410,10 @@ mod tests {
         // A consistent checksum over an inconsistent checkpoint: the shape check still holds.
         let mut bad = sample(1);
         bad.params[0].values = vec![1.0];
-        let mut text = serde_json::to_value(&bad).unwrap();
-        text["checksum"] = sha256_hex(&serde_json::to_vec(&bad).unwrap()).into();
-        std::fs::write(dir.path().join("best.json"), text.to_string()).unwrap();
+        let text = serde_json::to_string(&bad).unwrap();
+        let sum = sha256_hex(text.as_bytes());
+        let text = format!("{},\"checksum\":\"{sum}\"}}", &text[..text.len() - 1]);
+        std::fs::write(dir.path().join("best.json"), text).unwrap();
         let err = Checkpoint::load_best(dir.path()).unwrap_err().to_string();
         assert!(
             err.contains("best.json: parameter `layers.0.weight` has shape"),
@@ -407,12 +421,17 @@ mod tests {
         );
     }
 
-    /// Rewrites `dir/checkpoint.json` through `edit` of its JSON, keeping the stored checksum.
+    /// Rewrites `dir/checkpoint.json` through `edit` of its JSON, keeping the stored checksum
+    /// where it was.
     fn edit_file(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
         let path = dir.join("checkpoint.json");
-        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let (body, stored) = split_checksum(&bytes).unwrap();
+        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         edit(&mut v);
-        std::fs::write(&path, v.to_string()).unwrap();
+        let text = v.to_string();
+        let text = format!("{},\"checksum\":\"{stored}\"}}\n", &text[..text.len() - 1]);
+        std::fs::write(&path, text).unwrap();
     }
 
     #[test]
@@ -436,12 +455,26 @@ mod tests {
             );
         }
         // Without a checksum (an older file, or one stripped of it).
-        sample(3).save(dir.path()).unwrap();
-        edit_file(dir.path(), |v| {
-            v.as_object_mut().unwrap().remove("checksum");
-        });
+        let path = sample(3).save(dir.path()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let (body, _) = split_checksum(&bytes).unwrap();
+        std::fs::write(&path, &body).unwrap();
         let err = Checkpoint::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("has no `checksum`"), "{err}");
+        assert!(err.contains("does not end with its `checksum`"), "{err}");
+        // The checksum covers the bytes as written: the same file loads.
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(Checkpoint::load(dir.path()).unwrap(), sample(3));
+    }
+
+    #[test]
+    fn checksums_hold_for_numbers_the_parser_does_not_round_trip() {
+        // serde_json reads this f64 one unit off in its last place (without `float_roundtrip`):
+        // a checksum over a re-serialization would refuse the run's own file.
+        let dir = tempfile::tempdir().unwrap();
+        let mut ck = sample(1);
+        ck.optimizer = serde_json::json!({"m": [0.0013777051353827119_f64]});
+        ck.save(dir.path()).unwrap();
+        assert_eq!(Checkpoint::load(dir.path()).unwrap().epoch, 1);
     }
 
     #[test]

@@ -58,13 +58,13 @@ impl RunDir {
                     path: path.to_path_buf(),
                 })
             }
-            Ok(_) => refuse_existing_run(path)?,
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(RunError::read(path, e)),
         }
         std::fs::create_dir_all(path).map_err(|e| RunError::write(path, e))?;
+        // Under the lock: a run in progress is reported as such, not as a finished one.
         let lock = lock(path)?;
-        // Checked again under the lock: a run that started meanwhile has written by now.
         refuse_existing_run(path)?;
         write_atomic(&config_path, ensure_newline(config_toml).as_bytes())?;
         Ok(RunDir {
@@ -400,6 +400,8 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let run = RunDir::create(root.path(), CONFIG).unwrap();
         tiny_checkpoint(2).save(run.path()).unwrap();
+        let config = run.config_path();
+        drop(run);
         let err = RunDir::create(root.path(), "[train]\nepochs = 9\n").unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, RunError::RunExists { .. }));
@@ -410,7 +412,7 @@ mod tests {
             "{msg}"
         );
         // The first run's config is untouched.
-        assert_eq!(run.read_config().unwrap(), CONFIG);
+        assert_eq!(std::fs::read_to_string(config).unwrap(), CONFIG);
 
         // best.json alone also marks a run.
         let other = root.path().join("b");
