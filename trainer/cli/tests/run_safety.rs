@@ -90,9 +90,13 @@ fn a_run_directory_has_one_writer() {
     assert_eq!(metrics.matches("epoch").count(), 1, "{metrics}");
     assert_eq!(config(&run)["train"]["epochs"].as_integer(), Some(400));
     // The lock went with the killed process: the run resumes.
-    ok(train(&data, &run, &["--resume", "--epochs", "1"])
+    let done: u64 = metrics.lines().count() as u64 - 1;
+    ok(train(&data, &run, &["--resume", "--epochs", &(done + 1).to_string()])
         .output()
         .unwrap());
+    // A resume that has nothing left to train says so.
+    let err = fails(&mut train(&data, &run, &["--resume", "--epochs", "1"]));
+    assert!(err.contains("would train nothing; pass --epochs with more than"), "{err}");
 }
 
 /// `--resume` with options that differ from the run's, or on data whose content changed, is

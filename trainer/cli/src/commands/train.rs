@@ -77,9 +77,19 @@ pub fn resumed_experiment(
     Ok((resumed, diffs))
 }
 
-/// Refuses a resume whose command line differs from the run in `diffs`.
-pub fn refuse_differences(dir: &RunDir, diffs: &[String]) -> Result<(), Error> {
+/// Refuses a resume whose command line differs from the run in `diffs`, or that would train
+/// nothing (`exp`, the resumed experiment, has no epochs left).
+pub fn refuse_differences(dir: &RunDir, diffs: &[String], exp: &Experiment) -> Result<(), Error> {
     if diffs.is_empty() {
+        let done = dir.load_checkpoint()?.epoch;
+        if exp.train.epochs <= done {
+            return Err(Error::Usage(format!(
+                "{}: the run has trained {done} of its {} epoch(s) already, so resuming it \
+                 would train nothing; pass --epochs with more than {done} to train longer",
+                dir.path().display(),
+                exp.train.epochs
+            )));
+        }
         return Ok(());
     }
     Err(Error::Usage(format!(
@@ -187,7 +197,7 @@ pub fn run_ode(args: &TrainOdeArgs, out: &mut dyn Write) -> Result<(), Error> {
         })?;
         let job_file = JobFile::read(dir.path())?;
         same_data(&args.data, &job_file, &mut diffs);
-        refuse_differences(&dir, &diffs)?;
+        refuse_differences(&dir, &diffs, &exp)?;
         (exp, job_file, dir)
     } else {
         let mut exp = match &c.config {

@@ -80,7 +80,7 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
             resumed_experiment(&dir, c, &UNUSED_SECTIONS, |e| loss_options(e, args))?;
         let job = JobFile::read(dir.path())?;
         diffs.extend(job_differences(args, &job));
-        refuse_differences(&dir, &diffs)?;
+        refuse_differences(&dir, &diffs, &exp)?;
         if args.preset.is_some() || args.init_baseline.is_some() {
             writeln!(
                 out,
