@@ -9,6 +9,9 @@ use odeflash_reference::memristor::baseline::{BaselineKind, Integrator};
 
 use super::{checked, substeps_parser, SolverArg};
 use odeflash_training::config::rules;
+
+/// More worker threads than any workstation has cores is a typo.
+const MAX_THREADS: usize = 1024;
 use crate::paper000::eval::WarmupMode;
 
 /// `odeflash baseline`.
@@ -27,13 +30,13 @@ pub struct BaselineArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// DE generations.
-    #[arg(long, default_value_t = 150)]
+    #[arg(long, default_value_t = 150, value_parser = checked::<usize>(|n| rules::in_range(n, 0, 1_000_000)))]
     pub generations: usize,
-    /// DE population.
-    #[arg(long, default_value_t = 40)]
+    /// DE population (at least 4: each trial mixes three others).
+    #[arg(long, default_value_t = 40, value_parser = checked::<usize>(|n| rules::in_range(n, 4, 100_000)))]
     pub population: usize,
     /// L-BFGS-B iterations.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = checked::<usize>(|n| rules::in_range(n, 0, 1_000_000)))]
     pub lbfgs_iterations: usize,
     /// Supply periods of each training trajectory used by the DE stage (0: all).
     #[arg(long, default_value_t = 10.0, value_parser = checked::<f64>(rules::non_negative))]
@@ -51,7 +54,7 @@ pub struct BaselineArgs {
     #[arg(long, value_name = "FILE")]
     pub plot: Option<String>,
     /// Worker threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = checked::<usize>(|n| rules::in_range(n, 0, MAX_THREADS)))]
     pub threads: usize,
 }
 
@@ -115,7 +118,7 @@ pub struct EvalArgs {
     pub substeps: u16,
     /// Worker threads of the neural models' simulation (0: all cores); baselines run on one.
     /// Generation times compare at the default.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = checked::<usize>(|n| rules::in_range(n, 0, MAX_THREADS)))]
     pub threads: usize,
     /// Neural models: fused multiply-adds (the host's fastest path; results differ from the
     /// device's by rounding).

@@ -224,6 +224,13 @@ mod tests {
             let err = parse(&line).unwrap_err().to_string();
             assert!(err.contains(flag), "{flag} {value}: {err}");
         }
+        for bad in ["--population=1", "--threads=100000", "--de-periods=-1"] {
+            let err = parse(&format!("odeflash baseline mms --data d --out o {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(bad.split('=').next().unwrap()), "{bad}: {err}");
+        }
+        assert!(parse("odeflash baseline mms --data d --out o --generations 0 --threads 2").is_ok());
         let err = parse("odeflash export r --out m --tolerance nan")
             .unwrap_err()
             .to_string();
