@@ -87,7 +87,7 @@ pub struct StiffCommon {
     #[arg(long)]
     pub t_end: Option<f64>,
     /// Coefficients below this magnitude are left out of the printed equations.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = super::checked::<f64>(odeflash_training::config::rules::non_negative))]
     pub prune: f64,
     /// Seed of the initial weights.
     #[arg(long, default_value_t = 1)]

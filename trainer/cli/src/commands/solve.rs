@@ -26,6 +26,12 @@ fn positive(flag: &str, v: f64) -> Result<f64, Error> {
     }
 }
 
+/// The most fixed steps one solve takes (about a minute for the largest problem).
+const MAX_FIXED_STEPS: f64 = 1e8;
+
+/// The most output times.
+const MAX_OUTPUTS: usize = 10_000_000;
+
 /// Runs the command.
 pub fn run(args: &SolveArgs, out: &mut dyn Write) -> Result<(), Error> {
     let prob = problem(&args.problem).ok_or_else(|| {
@@ -95,6 +101,14 @@ pub fn run(args: &SolveArgs, out: &mut dyn Write) -> Result<(), Error> {
                 ))
             })?;
             let dt = positive("--dt", dt)?;
+            // A step far below the interval is a typo, and would run for hours.
+            let steps = t_end / dt;
+            if steps > MAX_FIXED_STEPS {
+                return Err(usage(format!(
+                    "--dt {dt}: {steps:.3e} steps to t = {t_end}, more than {MAX_FIXED_STEPS:e}; \
+                     give a larger step"
+                )));
+            }
             (
                 solve_fixed(prob.as_ref(), method, &y0, 0.0, &t_out, dt),
                 format!("{} (dt {dt})", method.name()),
@@ -161,6 +175,9 @@ fn output_times(args: &SolveArgs, t_end: f64) -> Result<Vec<f64>, Error> {
     let n = args.outputs.unwrap_or(101);
     match n {
         0 => Err(usage("--outputs must be at least 1".into())),
+        n if n > MAX_OUTPUTS => Err(usage(format!(
+            "--outputs {n}: more than {MAX_OUTPUTS} output times; give fewer"
+        ))),
         1 => Ok(vec![t_end]),
         _ => Ok((0..n)
             .map(|k| {
