@@ -63,14 +63,6 @@ impl FromStr for Sine {
     }
 }
 
-fn positive_f64(s: &str) -> Result<f64, String> {
-    s.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|x| x.is_finite() && *x > 0.0)
-        .ok_or_else(|| format!("`{s}` is not a positive number"))
-}
-
 /// `odeflash device-check`.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("drive").required(true).args(["stimulus", "sine"])))]
@@ -93,7 +85,7 @@ pub struct DeviceCheckArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub samples: Option<u32>,
     /// Sample rate of the sine, Hz [default: 1000] (a stimulus table has its own).
-    #[arg(long, value_name = "HZ", value_parser = positive_f64, conflicts_with = "stimulus")]
+    #[arg(long, value_name = "HZ", value_parser = super::checked::<f64>(odeflash_training::config::rules::positive), conflicts_with = "stimulus")]
     pub sample_rate: Option<f64>,
     /// `--solver` and `--substeps`.
     #[command(flatten)]
@@ -103,10 +95,10 @@ pub struct DeviceCheckArgs {
     pub json: Option<PathBuf>,
     /// Core clock for the real-time sample rate, MHz [default: 168 for mps2-an386, 16 for
     /// microbit].
-    #[arg(long, value_name = "F", value_parser = positive_f64)]
+    #[arg(long, value_name = "F", value_parser = super::checked::<f64>(odeflash_training::config::rules::positive))]
     pub clock_mhz: Option<f64>,
     /// Largest accepted device-vs-host difference of each signal, as a fraction of its peak.
-    #[arg(long, value_name = "REL", default_value_t = DEFAULT_TOLERANCE, value_parser = positive_f64)]
+    #[arg(long, value_name = "REL", default_value_t = DEFAULT_TOLERANCE, value_parser = super::checked::<f64>(odeflash_training::config::rules::positive))]
     pub tolerance: f64,
     /// The `firmware-examples/` folder of an odeflash checkout [default: $ODEFLASH_FIRMWARE_DIR,
     /// else the checkout this binary was built from].
