@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use odeflash_training::config::rules::{self, in_range};
+
+use super::checked;
 
 /// `odeflash data synth-oscillator`.
 #[derive(Debug, Args)]
@@ -11,16 +14,16 @@ pub struct SynthOscillatorArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Training trajectories.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = checked::<usize>(|n| in_range(n, 1, 100_000)))]
     pub train: usize,
     /// Validation trajectories.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = checked::<usize>(|n| in_range(n, 1, 100_000)))]
     pub validation: usize,
     /// Samples per trajectory.
-    #[arg(long, default_value_t = 201)]
+    #[arg(long, default_value_t = 201, value_parser = checked::<usize>(|n| in_range(n, 2, 10_000_000)))]
     pub samples: usize,
     /// Sample interval, seconds.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = checked::<f64>(rules::positive))]
     pub dt: f64,
     /// Seed.
     #[arg(long, default_value_t = 1)]
@@ -34,10 +37,10 @@ pub struct SynthMemristorArgs {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Recorded supply periods per trajectory.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = checked::<usize>(|n| in_range(n, 1, 1_000_000)))]
     pub periods: usize,
     /// Samples per supply period.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = checked::<usize>(|n| in_range(n, 2, 1_000_000)))]
     pub samples_per_period: usize,
     /// Seed of the DAQ noise and the threshold drift.
     #[arg(long, default_value_t = 1)]

@@ -231,6 +231,16 @@ mod tests {
             assert!(err.contains(bad.split('=').next().unwrap()), "{bad}: {err}");
         }
         assert!(parse("odeflash baseline mms --data d --out o --generations 0 --threads 2").is_ok());
+        assert!(parse("odeflash data synth-oscillator --out o --train 2 --samples 9 --dt 0.1").is_ok());
+        assert!(parse("odeflash data synth-memristor --out o --periods 2 --samples-per-period 9").is_ok());
+        for bad in [
+            "synth-oscillator --out o --dt=-1",
+            "synth-oscillator --out o --samples 1",
+            "synth-memristor --out o --periods 0",
+            "synth-memristor --out o --samples-per-period 100000000",
+        ] {
+            assert!(parse(&format!("odeflash data {bad}")).is_err(), "{bad}");
+        }
         let err = parse("odeflash export r --out m --tolerance nan")
             .unwrap_err()
             .to_string();
