@@ -24,7 +24,15 @@ fn ok(out: Output) -> String {
 fn fails(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(if err.starts_with("error: invalid value") { 2 } else { 1 }), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(if err.starts_with("error: invalid value") {
+            2
+        } else {
+            1
+        }),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     err
 }
@@ -33,7 +41,14 @@ fn fails(cmd: &mut Command) -> String {
 fn rig(dir: &Path, name: &str) -> PathBuf {
     let data = dir.join(name);
     ok(odeflash()
-        .args(["data", "synth-memristor", "--periods", "2", "--samples-per-period", "200"])
+        .args([
+            "data",
+            "synth-memristor",
+            "--periods",
+            "2",
+            "--samples-per-period",
+            "200",
+        ])
         .arg("--out")
         .arg(&data)
         .output()
@@ -43,12 +58,20 @@ fn rig(dir: &Path, name: &str) -> PathBuf {
 
 fn train(data: &Path, run: &Path, extra: &[&str]) -> Command {
     let mut cmd = odeflash();
-    cmd.args(["train", "memristor", "--model", "single", "--preset", "small", "--quiet"])
-        .arg("--data")
-        .arg(data)
-        .arg("--out")
-        .arg(run)
-        .args(extra);
+    cmd.args([
+        "train",
+        "memristor",
+        "--model",
+        "single",
+        "--preset",
+        "small",
+        "--quiet",
+    ])
+    .arg("--data")
+    .arg(data)
+    .arg("--out")
+    .arg(run)
+    .args(extra);
     cmd
 }
 
@@ -91,12 +114,19 @@ fn a_run_directory_has_one_writer() {
     assert_eq!(config(&run)["train"]["epochs"].as_integer(), Some(400));
     // The lock went with the killed process: the run resumes.
     let done: u64 = metrics.lines().count() as u64 - 1;
-    ok(train(&data, &run, &["--resume", "--epochs", &(done + 1).to_string()])
-        .output()
-        .unwrap());
+    ok(train(
+        &data,
+        &run,
+        &["--resume", "--epochs", &(done + 1).to_string()],
+    )
+    .output()
+    .unwrap());
     // A resume that has nothing left to train says so.
     let err = fails(&mut train(&data, &run, &["--resume", "--epochs", "1"]));
-    assert!(err.contains("would train nothing; pass --epochs with more than"), "{err}");
+    assert!(
+        err.contains("would train nothing; pass --epochs with more than"),
+        "{err}"
+    );
 }
 
 /// `--resume` with options that differ from the run's, or on data whose content changed, is
@@ -110,11 +140,20 @@ fn resume_refuses_what_it_would_ignore() {
     ok(train(&data, &run, &["--epochs", "1"]).output().unwrap());
 
     let mut cmd = odeflash();
-    cmd.args(["train", "memristor", "--model", "dual", "--lr", "0.5", "--resume", "--quiet"])
-        .arg("--data")
-        .arg(&other)
-        .arg("--out")
-        .arg(&run);
+    cmd.args([
+        "train",
+        "memristor",
+        "--model",
+        "dual",
+        "--lr",
+        "0.5",
+        "--resume",
+        "--quiet",
+    ])
+    .arg("--data")
+    .arg(&other)
+    .arg("--out")
+    .arg(&run);
     let err = fails(&mut cmd);
     for what in [
         "--resume continues the run as it was started",
@@ -124,8 +163,15 @@ fn resume_refuses_what_it_would_ignore() {
     ] {
         assert!(err.contains(what), "{what}: {err}");
     }
-    let err = fails(&mut train(&data, &run, &["--resume", "--warmup-periods", "0.5"]));
-    assert!(err.contains("--warmup-periods: the run has 1, not 0.5"), "{err}");
+    let err = fails(&mut train(
+        &data,
+        &run,
+        &["--resume", "--warmup-periods", "0.5"],
+    ));
+    assert!(
+        err.contains("--warmup-periods: the run has 1, not 0.5"),
+        "{err}"
+    );
 
     // The same directory with one sample changed.
     let csv = std::fs::read_dir(&data)
@@ -138,15 +184,14 @@ fn resume_refuses_what_it_would_ignore() {
     let row = lines.len() / 2;
     let cells: Vec<&str> = lines[row].split(',').collect();
     let v: f64 = cells.last().unwrap().parse().unwrap();
-    let changed = format!(
-        "{},{}",
-        cells[..cells.len() - 1].join(","),
-        v * 1.5 + 1e-6
-    );
+    let changed = format!("{},{}", cells[..cells.len() - 1].join(","), v * 1.5 + 1e-6);
     lines[row] = changed;
     std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
     let err = fails(&mut train(&data, &run, &["--resume", "--epochs", "3"]));
-    assert!(err.contains("the data changed since the run started"), "{err}");
+    assert!(
+        err.contains("the data changed since the run started"),
+        "{err}"
+    );
 }
 
 /// An experiment file changes what it sets and nothing else of the preset; what is out of
@@ -172,11 +217,31 @@ fn config_files_layer_over_the_preset_and_are_checked() {
     assert_eq!(a, b, "only beta1 differs from the preset");
 
     for (text, line, what) in [
-        ("[train]\nepochs = 1\nclip_norm = -1.0\n", 3, "train.clip_norm: -1 must be above 0"),
-        ("[train]\nclip_norm = nan\n", 2, "train.clip_norm: NaN is not a finite number"),
-        ("[train]\nepochs = 0\n", 2, "train.epochs: 0 must be at least 1"),
-        ("\n[train]\nlr = -0.1\n", 3, "train.lr: -0.1 must be above 0"),
-        ("[train]\nbatch_size = 9223372036854775807\n", 2, "train.batch_size"),
+        (
+            "[train]\nepochs = 1\nclip_norm = -1.0\n",
+            3,
+            "train.clip_norm: -1 must be above 0",
+        ),
+        (
+            "[train]\nclip_norm = nan\n",
+            2,
+            "train.clip_norm: NaN is not a finite number",
+        ),
+        (
+            "[train]\nepochs = 0\n",
+            2,
+            "train.epochs: 0 must be at least 1",
+        ),
+        (
+            "\n[train]\nlr = -0.1\n",
+            3,
+            "train.lr: -0.1 must be above 0",
+        ),
+        (
+            "[train]\nbatch_size = 9223372036854775807\n",
+            2,
+            "train.batch_size",
+        ),
         ("[train]\nwindow = 1\n", 2, "train.window"),
         ("[train]\naverage = 1.5\n", 2, "train.average"),
         ("[optimizer]\nbeta2 = 1.0\n", 2, "optimizer.beta2"),
@@ -208,7 +273,10 @@ fn flags_and_warmups_out_of_range() {
     ] {
         let err = fails(&mut train(&data, &run, &[flag]));
         let name = flag.split('=').next().unwrap();
-        assert!(err.contains("invalid value") && err.contains(name), "{flag}: {err}");
+        assert!(
+            err.contains("invalid value") && err.contains(name),
+            "{flag}: {err}"
+        );
     }
     let err = fails(&mut train(&data, &run, &["--warmup-periods", "2"]));
     assert!(
@@ -241,5 +309,8 @@ fn export_of_an_untrained_run() {
             .arg(&model)
             .arg("--tolerance=nan"),
     );
-    assert!(err.contains("--tolerance") && err.contains("not a finite number"), "{err}");
+    assert!(
+        err.contains("--tolerance") && err.contains("not a finite number"),
+        "{err}"
+    );
 }

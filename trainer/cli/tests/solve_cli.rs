@@ -147,7 +147,10 @@ fn bad_flags_are_named() {
     assert!(e.contains("--output-times"), "{e}");
     // Sizes that would run for hours or exhaust memory are refused up front.
     let e = fails(&["--problem", "linear", "--method", "rk4", "--dt", "1e-12"]);
-    assert!(e.contains("--dt 0.000000000001") && e.contains("steps"), "{e}");
+    assert!(
+        e.contains("--dt 0.000000000001") && e.contains("steps"),
+        "{e}"
+    );
     let e = fails(&["--problem", "linear", "--outputs", "100000000000"]);
     assert!(e.contains("--outputs 100000000000"), "{e}");
     // RK4 far outside its stability region on van der Pol: a solver error, not a panic.

@@ -304,9 +304,7 @@ impl Experiment {
         }
         let mut merged = toml::Table::try_from(self).map_err(|e| Error::Input(e.to_string()))?;
         merge(&mut merged, overlay);
-        let exp: Experiment = merged
-            .try_into()
-            .map_err(|e| experiment_error(path, e))?;
+        let exp: Experiment = merged.try_into().map_err(|e| experiment_error(path, e))?;
         exp.check().map_err(|e| e.in_file(path, text))?;
         Ok(exp)
     }
@@ -365,7 +363,9 @@ impl Experiment {
             }
             other => Invalid::new(section, other.to_string()),
         };
-        self.optimizer.validate().map_err(|e| optim(e, "optimizer"))?;
+        self.optimizer
+            .validate()
+            .map_err(|e| optim(e, "optimizer"))?;
         if let Some(sched) = &self.scheduler {
             sched.validate().map_err(|e| optim(e, "scheduler"))?;
         }
@@ -376,12 +376,18 @@ impl Experiment {
         if l.lambda_min > l.lambda_max {
             return Err(Invalid::new(
                 "loss.lambda_max",
-                format!("{} is below loss.lambda_min = {}", l.lambda_max, l.lambda_min),
+                format!(
+                    "{} is below loss.lambda_min = {}",
+                    l.lambda_max, l.lambda_min
+                ),
             ));
         }
         at("loss.gamma", positive(l.gamma))?;
         at("loss.constraint_weight", non_negative(l.constraint_weight))?;
-        at("loss.derivative_stride", in_range(l.derivative_stride, 1, MAX_STRIDE))?;
+        at(
+            "loss.derivative_stride",
+            in_range(l.derivative_stride, 1, MAX_STRIDE),
+        )?;
         Ok(())
     }
 }
@@ -408,7 +414,8 @@ fn differences(run: &toml::Table, asked: &toml::Table, prefix: &str, out: &mut V
                 differences(a, b, &format!("{name}."), out)
             }
             (a, b) if a != b => {
-                let show = |v: Option<&toml::Value>| v.map_or("none".to_string(), |v| v.to_string());
+                let show =
+                    |v: Option<&toml::Value>| v.map_or("none".to_string(), |v| v.to_string());
                 out.push(format!("{name}: the run has {}, not {}", show(a), show(b)));
             }
             _ => {}
@@ -429,7 +436,8 @@ fn merge(base: &mut toml::Table, overlay: toml::Table) {
     for (key, value) in overlay {
         match (base.get_mut(&key), value) {
             (Some(toml::Value::Table(b)), toml::Value::Table(o))
-                if b.get("name").is_none_or(|n| o.get("name").is_none_or(|m| m == n)) =>
+                if b.get("name")
+                    .is_none_or(|n| o.get("name").is_none_or(|m| m == n)) =>
             {
                 merge(b, o)
             }

@@ -196,7 +196,8 @@ mod tests {
     fn checked_flags_parse_and_refuse() {
         let parse = |line: &str| Cli::try_parse_from(line.split_whitespace());
         let train = "odeflash train memristor --data d --model single --out o --unknown-flag";
-        let full = "odeflash train memristor --data d --model single --out o --derivative-stride 2 \
+        let full =
+            "odeflash train memristor --data d --model single --out o --derivative-stride 2 \
              --warmup-periods 0.5 --train-periods 1 --init-iterations 10 --init-candidates 2 \
              --clip-norm 1 --average 0.9 --epochs 3 --lr 1e-3 --batch-size 2 --seed 4 \
              --window 0 --stride 1";
@@ -230,9 +231,16 @@ mod tests {
                 .to_string();
             assert!(err.contains(bad.split('=').next().unwrap()), "{bad}: {err}");
         }
-        assert!(parse("odeflash baseline mms --data d --out o --generations 0 --threads 2").is_ok());
-        assert!(parse("odeflash data synth-oscillator --out o --train 2 --samples 9 --dt 0.1").is_ok());
-        assert!(parse("odeflash data synth-memristor --out o --periods 2 --samples-per-period 9").is_ok());
+        assert!(
+            parse("odeflash baseline mms --data d --out o --generations 0 --threads 2").is_ok()
+        );
+        assert!(
+            parse("odeflash data synth-oscillator --out o --train 2 --samples 9 --dt 0.1").is_ok()
+        );
+        assert!(
+            parse("odeflash data synth-memristor --out o --periods 2 --samples-per-period 9")
+                .is_ok()
+        );
         for bad in [
             "synth-oscillator --out o --dt=-1",
             "synth-oscillator --out o --samples 1",
@@ -244,6 +252,9 @@ mod tests {
         let err = parse("odeflash export r --out m --tolerance nan")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("--tolerance") && err.contains("not a finite number"), "{err}");
+        assert!(
+            err.contains("--tolerance") && err.contains("not a finite number"),
+            "{err}"
+        );
     }
 }

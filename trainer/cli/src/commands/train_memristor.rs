@@ -95,7 +95,8 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
             odeflash_reference::memristor::data::training_view(&args.data, warmup_periods)?;
         check_warmup(&data, &ds, warmup_periods)?;
         keep_periods(&mut data, &ds, warmup_periods, args.train_periods)?;
-        let (mut exp, mut model) = preset(args.model, args.preset.unwrap_or(PresetArg::Paper), &ds)?;
+        let (mut exp, mut model) =
+            preset(args.model, args.preset.unwrap_or(PresetArg::Paper), &ds)?;
         if let Some(p) = &c.config {
             exp = exp.layer_file(p, &UNUSED_SECTIONS)?;
         }
@@ -180,16 +181,22 @@ fn job_differences(args: &TrainMemristorArgs, job: &JobFile) -> Vec<String> {
         MemristorModelArg::Iterator => Kind::Iterator,
     };
     if kind != model.kind {
-        diffs.push(format!("--model: the run trains {:?}, not {kind:?}", model.kind));
+        diffs.push(format!(
+            "--model: the run trains {:?}, not {kind:?}",
+            model.kind
+        ));
     }
     if let Some(w) = args.warmup_periods.filter(|w| w != warmup_periods) {
-        diffs.push(format!("--warmup-periods: the run has {warmup_periods}, not {w}"));
+        diffs.push(format!(
+            "--warmup-periods: the run has {warmup_periods}, not {w}"
+        ));
     }
     if args.train_periods.is_some() && args.train_periods != *train_periods {
         diffs.push(format!(
             "--train-periods: the run has {}, not {}",
             train_periods.map_or("all".to_string(), |p| p.to_string()),
-            args.train_periods.map_or("all".to_string(), |p| p.to_string()),
+            args.train_periods
+                .map_or("all".to_string(), |p| p.to_string()),
         ));
     }
     diffs

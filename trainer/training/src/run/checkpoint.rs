@@ -198,9 +198,7 @@ fn split_checksum(file: &[u8]) -> Option<(Vec<u8>, String)> {
     }
     let file = file[..end].strip_suffix(b"\"")?;
     let key = format!(",\"{CHECKSUM}\":\"");
-    let at = file
-        .windows(key.len())
-        .rposition(|w| w == key.as_bytes())?;
+    let at = file.windows(key.len()).rposition(|w| w == key.as_bytes())?;
     let stored = std::str::from_utf8(&file[at + key.len()..]).ok()?;
     let mut body = file[..at].to_vec();
     body.push(b'}');
@@ -437,11 +435,14 @@ mod tests {
     #[test]
     fn edited_checkpoints_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let edits: [(&str, fn(&mut serde_json::Value)); 5] = [
+        type Edit = fn(&mut serde_json::Value);
+        let edits: [(&str, Edit); 5] = [
             ("a weight", |v| v["params"][0]["values"][0] = 0.2.into()),
             ("the epoch", |v| v["epoch"] = 4.into()),
             ("the RNG state", |v| v["rng_state"] = 7.into()),
-            ("an optimizer moment", |v| v["optimizer"]["m"][1] = 0.3.into()),
+            ("an optimizer moment", |v| {
+                v["optimizer"]["m"][1] = 0.3.into()
+            }),
             ("the best loss", |v| v["best_val_loss"] = 0.0625.into()),
         ];
         for (what, edit) in edits {
@@ -494,12 +495,20 @@ mod tests {
                 if let Ok(ck) = Checkpoint::load(dir.path()) {
                     // Only changes the parser cannot see (white space) may load, and then to
                     // the same checkpoint.
-                    assert_eq!(ck, sample(2), "byte {i} set to {new:?} loaded another checkpoint");
+                    assert_eq!(
+                        ck,
+                        sample(2),
+                        "byte {i} set to {new:?} loaded another checkpoint"
+                    );
                     loaded += 1;
                 }
             }
         }
-        assert!(loaded < good.len(), "{loaded} of {} variants loaded", good.len());
+        assert!(
+            loaded < good.len(),
+            "{loaded} of {} variants loaded",
+            good.len()
+        );
     }
 
     #[test]

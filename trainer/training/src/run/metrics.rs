@@ -472,12 +472,14 @@ fn parse_jsonl(path: &Path, text: &str, lenient_tail: bool) -> Result<Vec<Record
 fn after_last(records: &[Record], record: Record) -> Result<Record, String> {
     let epoch = record.epoch();
     match records.last() {
-        Some(last) if !(epoch > last.epoch()) => Err(format!(
-            "epoch {epoch} follows epoch {}: the records are out of order (two runs wrote \
+        Some(last) if epoch.partial_cmp(&last.epoch()) != Some(std::cmp::Ordering::Greater) => {
+            Err(format!(
+                "epoch {epoch} follows epoch {}: the records are out of order (two runs wrote \
              into this directory, or the file was edited); restore the file from a backup or \
              start the run again",
-            last.epoch()
-        )),
+                last.epoch()
+            ))
+        }
         _ if epoch.is_nan() => Err("the record's `epoch` is not a number".into()),
         _ => Ok(record),
     }
@@ -736,22 +738,34 @@ mod tests {
         let mixed_csv = format!("{csv_text}{csv_text}");
         let mixed_jsonl = format!("{jsonl_text}{jsonl_text}");
         std::fs::write(&csv, &mixed_csv).unwrap();
-        let err = MetricsWriter::open_resume(dir.path(), 2).unwrap_err().to_string();
+        let err = MetricsWriter::open_resume(dir.path(), 2)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("metrics.csv:4:"), "{err}");
 
         // Epochs interleaved line by line, header intact.
         let lines: Vec<&str> = csv_text.lines().collect();
-        std::fs::write(&csv, format!("{}\n{}\n{}\n{}\n", lines[0], lines[1], lines[1], lines[2]))
-            .unwrap();
-        let err = MetricsWriter::open_resume(dir.path(), 2).unwrap_err().to_string();
+        std::fs::write(
+            &csv,
+            format!("{}\n{}\n{}\n{}\n", lines[0], lines[1], lines[1], lines[2]),
+        )
+        .unwrap();
+        let err = MetricsWriter::open_resume(dir.path(), 2)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("metrics.csv:3: epoch 1 follows epoch 1: the records are out of order"),
             "{err}"
         );
         std::fs::write(&csv, &csv_text).unwrap();
         std::fs::write(&jsonl, &mixed_jsonl).unwrap();
-        let err = MetricsWriter::open_resume(dir.path(), 2).unwrap_err().to_string();
-        assert!(err.contains("metrics.jsonl:3: epoch 1 follows epoch 2"), "{err}");
+        let err = MetricsWriter::open_resume(dir.path(), 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("metrics.jsonl:3: epoch 1 follows epoch 2"),
+            "{err}"
+        );
         // Reading for a report refuses the same file.
         assert!(read_jsonl(&jsonl).is_err());
     }

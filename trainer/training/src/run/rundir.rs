@@ -379,10 +379,16 @@ mod tests {
         tiny_checkpoint(1).save(run.path()).unwrap();
         // While the run still holds its lock.
         assert_eq!(
-            RunDir::open_trained(run.path()).unwrap().load_checkpoint().unwrap().epoch,
+            RunDir::open_trained(run.path())
+                .unwrap()
+                .load_checkpoint()
+                .unwrap()
+                .epoch,
             1
         );
-        let msg = RunDir::open_trained(root.path().join("none")).unwrap_err().to_string();
+        let msg = RunDir::open_trained(root.path().join("none"))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("holds no trained model"), "{msg}");
     }
 
