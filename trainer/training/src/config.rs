@@ -262,7 +262,7 @@ pub struct Experiment {
 impl Experiment {
     /// Reads an experiment file.
     pub fn read(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+        let text = odeflash_reference::files::read_text(path, "experiment file")?;
         Self::parse(path, &text)
     }
 
