@@ -29,6 +29,13 @@
 //! contradicts the series resistor by more than a factor of two (a wrong `current_unit`), and a
 //! split without trajectories.
 //!
+//! The manifest describes the data, so it is checked against it: `file` must name a regular file
+//! inside the dataset directory (no absolute path, no `..`, no symlink leading out); two records
+//! with the same samples (compared as parsed, so a changed comment does not hide a copy) are
+//! refused, also across the train and validation splits; and `amplitude`, `frequency` and
+//! `time_unit` must agree with the drive `v_s` within [`DRIVE_TOLERANCE`] (half its peak-to-peak
+//! swing, and the spacing of its midpoint crossings) for any record that holds a period.
+//!
 //! A CSV file in the directory that the manifest does not list is an error too, not a warning:
 //! a forgotten `[[trajectory]]` table silently changes what a model is trained and validated on,
 //! and a warning scrolls away in a long log. Files that are deliberately not trajectories are
