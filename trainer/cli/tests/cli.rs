@@ -945,3 +945,27 @@ fn huge_weights_blame_the_model_not_the_stimulus() {
     assert!(err.contains("although the drive there is finite"), "{err}");
     assert!(!err.contains("column `v_s`"), "{err}");
 }
+
+#[test]
+fn settings_beyond_f32_are_out_of_range() {
+    let dir = TempDir::new().expect("tempdir");
+    let model = write_model(dir.path(), "m.ofm", &small_single(), Quant::F32);
+    let (stim, _, _) = write_sine(dir.path(), "s.csv", 1.0, 10.0);
+    let out = odeflash(&[
+        &"simulate",
+        &"--model",
+        &model,
+        &"--stimulus",
+        &stim,
+        &"--out",
+        &dir.path().join("o.csv"),
+        &"--x0",
+        &"0,1e300",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("'--x0 <A,B,...>': `1e300` is out of the f32 range (±3.4e38)"),
+        "{err}"
+    );
+}
