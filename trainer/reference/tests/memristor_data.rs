@@ -449,6 +449,7 @@ mod memristor {
             e.contains("b.csv: is a FIFO (named pipe), not a regular file"),
             "{e}"
         );
+        assert!(e.contains("manifest.toml:11:8: file = \"b.csv\": "), "{e}");
     }
 
     #[test]
@@ -556,6 +557,25 @@ mod memristor {
             e.contains("file = \"a.csv\": amplitude = 1 V, but `v_s` swings by ±3.0"),
             "{e}"
         );
+        // A unipolar drive labelled by its peak passes.
+        let d = good();
+        let offset: String = sine_csv(0.5, 5.0, 0.0, 400, 1e-3)
+            .lines()
+            .enumerate()
+            .map(|(k, l)| {
+                let f: Vec<&str> = l.split(',').collect();
+                match (k, f.as_slice()) {
+                    (0, _) => format!("{l}\n"),
+                    (_, [t, vs, _]) => {
+                        let vs = vs.parse::<f64>().unwrap() + 0.5;
+                        format!("{t},{vs},{}\n", vs / 2.0)
+                    }
+                    _ => unreachable!(),
+                }
+            })
+            .collect();
+        write(d.path(), "a.csv", &offset);
+        MemristorDataset::load(d.path()).unwrap_or_else(|e| panic!("unipolar: {e}"));
         // One period at any phase, one and a half, and a short record all pass.
         for (phase, n) in [(0.0, 201), (1.3, 201), (2.9, 201), (4.0, 301), (0.5, 60)] {
             let d = good();

@@ -546,16 +546,15 @@ pub fn load(dir: &Path) -> Result<MemristorDataset, Error> {
     let mut trajectories = Vec::with_capacity(entries.len());
     for (k, e) in entries.iter().enumerate() {
         let table = read_table(e).map_err(|err| {
-            if matches!(&err, Error::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound) {
-                let (line, col) = line_col(&text, e.file_span.start);
-                Error::Input(format!(
-                    "{}:{line}:{col}: file = \"{}\": {} does not exist",
-                    manifest.display(),
-                    e.name,
-                    e.path.display()
-                ))
-            } else {
-                err
+            let (line, col) = line_col(&text, e.file_span.start);
+            let at = format!("{}:{line}:{col}: file = \"{}\"", manifest.display(), e.name);
+            match err {
+                Error::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                    Error::Input(format!("{at}: {} does not exist", e.path.display()))
+                }
+                // Not a regular file (a FIFO, a device, a directory): name the manifest line.
+                Error::Input(msg) => Error::Input(format!("{at}: {msg}")),
+                err => err,
             }
         })?;
         let traj = read_csv(e, &table)?;
@@ -612,7 +611,7 @@ pub fn load(dir: &Path) -> Result<MemristorDataset, Error> {
 pub const DRIVE_TOLERANCE: f64 = 0.25;
 
 /// Checks the manifest's `frequency`, `amplitude` and `time_unit` against the drive `v_s`: half
-/// its peak-to-peak swing, and the spacing of its crossings of the midpoint (with hysteresis, so
+/// its peak-to-peak swing (or its peak), and the spacing of its crossings of the midpoint (with hysteresis, so
 /// noise does not count). A record is checked when it holds a period by the manifest's
 /// frequency or by its own crossings (three or more); the frequency of one under two periods
 /// with fewer than two crossings is not (a single period can show just one).
@@ -670,9 +669,14 @@ fn check_drive(
     if periods < 1.0 && crossings.len() < 3 {
         return Ok(());
     }
-    if ((swing - e.amplitude) / e.amplitude).abs() > DRIVE_TOLERANCE {
+    // Half the peak-to-peak swing for a symmetric drive, the peak for one with an offset (a
+    // unipolar pulse train labelled by its peak).
+    let peak = hi.abs().max(lo.abs());
+    let off = |x: f64| ((x - e.amplitude) / e.amplitude).abs() > DRIVE_TOLERANCE;
+    if off(swing) && off(peak) {
         return Err(refuse(format!(
-            "amplitude = {} V, but `v_s` swings by ±{swing:.4} V (half its peak-to-peak)",
+            "amplitude = {} V, but `v_s` swings by ±{swing:.4} V (half its peak-to-peak; its \
+             peak is {peak:.4} V)",
             e.amplitude
         )));
     }
