@@ -61,6 +61,14 @@ fn set_permissions(file: &File, path: &Path) -> std::io::Result<()> {
 pub fn read_model(path: &Path) -> Result<AlignedBlob, Error> {
     use std::io::Read;
     let file = open_regular(path)?;
+    let too_big = || {
+        Error::Input(format!(
+            "{}: larger than any model file ({MAX_MODEL_FILE} bytes at most); is this the right \
+             file?",
+            path.display()
+        ))
+    };
+    let len = file.metadata().map_err(|e| Error::read(path, e))?.len();
     let mut bytes = Vec::with_capacity(MAGIC.len());
     let mut reader = file.take(MAX_MODEL_FILE + 1);
     (&mut reader)
@@ -73,14 +81,14 @@ pub fn read_model(path: &Path) -> Result<AlignedBlob, Error> {
             source: DecodeError::BadMagic,
         });
     }
+    if len > MAX_MODEL_FILE {
+        return Err(too_big());
+    }
     reader
         .read_to_end(&mut bytes)
         .map_err(|e| Error::read(path, e))?;
     if bytes.len() as u64 > MAX_MODEL_FILE {
-        return Err(Error::Input(format!(
-            "{}: larger than any model file ({MAX_MODEL_FILE} bytes at most); is this the right file?",
-            path.display()
-        )));
+        return Err(too_big());
     }
     let blob = AlignedBlob::from_bytes(&bytes);
     decode(path, &blob)?;
