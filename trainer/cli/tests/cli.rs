@@ -1,7 +1,8 @@
 //! End-to-end tests of the `odeflash` binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use odeflash_reference::stimulus::{sine, to_csv};
 use odeflash_runtime::spec::examples::{dual_nn_memode, random_mlp, single_nn_memode};
@@ -401,7 +402,7 @@ fn stimulus_defects_name_file_line_and_column() {
             &model,
             4,
             "t",
-            "mean step",
+            "typical step",
         ),
         ("#\n#\nt,v_s\n\n0,0\n", &model, 5, "t", "at least 2"),
         ("t,v_s\n", &model, 1, "t", "at least 2"),
@@ -472,10 +473,7 @@ fn simulation_failure_names_the_sample_line() {
     ]);
     // The first step fails: sample 1, on line 5.
     assert!(err.contains(&format!("{}:5:", stim.display())), "{err}");
-    let at = format!(
-        "{}:5: column `v_s`: the state became non-finite",
-        stim.display()
-    );
+    let at = format!("{}:5: the model's state became non-finite", stim.display());
     assert!(err.contains(&at), "{err}");
     assert!(
         err.contains("at sample 1, stepping from t = 0 s to t = 0.001 s"),
@@ -513,10 +511,7 @@ fn simulation_failure_names_the_sample_line() {
         &"--out",
         &batch_out,
     ]);
-    let at = format!(
-        "{}:5: column `v_s`: the state became non-finite",
-        stim.display()
-    );
+    let at = format!("{}:5: the model's state became non-finite", stim.display());
     assert!(err.contains(&at), "{err}");
     assert!(!batch_out.exists(), "nothing written on error");
 
@@ -811,4 +806,166 @@ fn several_stimuli_run_as_one_batch() {
 fn max_i_text(rows: &[Vec<f32>]) -> String {
     let m = rows.iter().map(|r| r[2].abs()).fold(0.0f32, f32::max);
     format!("max |i| {m:.4e} A")
+}
+
+/// Runs a command that must fail cleanly within `secs` seconds (killed and failed otherwise, so
+/// a command that blocks on a FIFO fails the test instead of hanging it); returns stderr.
+fn fails_within(secs: u64, args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_odeflash"))
+        .args(args.iter().map(|a| a.as_ref()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("UTF-8 errors");
+    assert_eq!(status.code(), Some(1), "exit status; stderr: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success());
+}
+
+#[test]
+fn inspect_refuses_huge_fifo_and_directory_inputs_at_once() {
+    let dir = TempDir::new().expect("tempdir");
+    // A 2 GB sparse file: the magic is wrong, so nothing past it is read.
+    let big = dir.path().join("big.ofm");
+    std::fs::File::create(&big)
+        .expect("create")
+        .set_len(2 << 30)
+        .expect("set_len");
+    let err = fails_within(5, &[&"inspect", &big]);
+    assert!(
+        err.contains(&format!("{} is not a usable odeflash model", big.display())),
+        "{err}"
+    );
+    assert!(err.len() < 400, "{err}");
+    // The right magic on a file larger than any model: refused, not read to the end.
+    let huge = dir.path().join("huge.ofm");
+    std::fs::write(&huge, b"ODFM").expect("write");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&huge)
+        .expect("open")
+        .set_len(2 << 30)
+        .expect("set_len");
+    let err = fails_within(5, &[&"inspect", &huge]);
+    assert!(err.contains("larger than any model file"), "{err}");
+    // A FIFO (opening it would block until a writer comes) and a directory.
+    let fifo = dir.path().join("pipe.ofm");
+    mkfifo(&fifo);
+    let err = fails_within(10, &[&"inspect", &fifo]);
+    assert!(
+        err.contains(&format!(
+            "{}: is a FIFO (named pipe), not a regular file",
+            fifo.display()
+        )),
+        "{err}"
+    );
+    let err = fails_within(10, &[&"inspect", &dir.path()]);
+    assert!(err.contains("is a directory, not a regular file"), "{err}");
+    // The same for a stimulus and a model spec.
+    let model = write_model(dir.path(), "m.ofm", &small_single(), Quant::F32);
+    let err = fails_within(
+        10,
+        &[
+            &"simulate",
+            &"--model",
+            &model,
+            &"--stimulus",
+            &fifo,
+            &"--out",
+            &dir.path().join("o.csv"),
+        ],
+    );
+    assert!(err.contains("is a FIFO (named pipe)"), "{err}");
+    let err = fails_within(
+        10,
+        &[&"import", &"/dev/zero", &"--out", &dir.path().join("z.ofm")],
+    );
+    assert!(
+        err.contains("/dev/zero: is a device, not a regular file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn huge_weights_blame_the_model_not_the_stimulus() {
+    let dir = TempDir::new().expect("tempdir");
+    let mut spec = blow_up();
+    spec.dynamics = DynamicsSpec::Ode {
+        f: MlpSpec::dense(2, &[(1, Activation::Identity)], |_, k| {
+            if k < 2 {
+                3e38
+            } else {
+                0.0
+            }
+        }),
+    };
+    let model = write_model(dir.path(), "huge.ofm", &spec, Quant::F32);
+    let (stim, _, _) = write_sine(dir.path(), "s.csv", 1.0, 10.0);
+    let err = fails(&[
+        &"simulate",
+        &"--model",
+        &model,
+        &"--stimulus",
+        &stim,
+        &"--out",
+        &dir.path().join("o.csv"),
+    ]);
+    assert!(
+        err.contains("the model's state became non-finite at sample 1"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "the likely cause is the model {}",
+            model.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("although the drive there is finite"), "{err}");
+    assert!(!err.contains("column `v_s`"), "{err}");
+}
+
+#[test]
+fn settings_beyond_f32_are_out_of_range() {
+    let dir = TempDir::new().expect("tempdir");
+    let model = write_model(dir.path(), "m.ofm", &small_single(), Quant::F32);
+    let (stim, _, _) = write_sine(dir.path(), "s.csv", 1.0, 10.0);
+    let out = odeflash(&[
+        &"simulate",
+        &"--model",
+        &model,
+        &"--stimulus",
+        &stim,
+        &"--out",
+        &dir.path().join("o.csv"),
+        &"--x0",
+        &"0,1e300",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("'--x0 <A,B,...>': `1e300` is out of the f32 range (±3.4e38)"),
+        "{err}"
+    );
 }

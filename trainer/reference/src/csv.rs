@@ -2,14 +2,24 @@
 //! columns ignored), then one row per sample. Lines starting with `#` and blank lines are skipped.
 //! Every defect is reported with the file, the 1-based line (as an editor shows it) and the
 //! column; nothing is silently dropped.
+//!
+//! Lines end in `\n`, `\r\n` or a lone `\r` (old Mac files). A file is read line by line, so
+//! a wrong header is refused before the body is read, and a line longer than [`MAX_LINE`] is
+//! refused without being buffered whole. Errors quote the file only as an
+//! [`excerpt`](crate::files::excerpt).
+
+use std::io::BufRead;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// Name of the time column, seconds.
 pub const TIME_COLUMN: &str = "t";
-/// Largest relative deviation of one time step from the mean step.
+/// Largest relative deviation of one time step from the typical (median) step, on top of the
+/// rounding that the printed digits of the time column imply.
 pub const UNIFORM_TOLERANCE: f64 = 1e-6;
+/// Longest line accepted, bytes (a header of a few thousand columns fits).
+pub const MAX_LINE: usize = 64 * 1024;
 
 /// What is wrong with a table file; see [`TableError`].
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -18,6 +28,12 @@ pub enum TableErrorKind {
     /// The file is not UTF-8 text.
     #[error("not UTF-8 text")]
     NotUtf8,
+    /// The file could not be read part-way.
+    #[error("read failed: {0}")]
+    Unreadable(String),
+    /// A line longer than [`MAX_LINE`]: not a CSV table, or not one this reader should buffer.
+    #[error("line longer than {MAX_LINE} bytes; is this a CSV table of samples?")]
+    LineTooLong,
     /// No header row.
     #[error("no header row: the file is empty or holds only comments")]
     NoHeader,
@@ -42,9 +58,15 @@ pub enum TableErrorKind {
         /// The field as written.
         text: String,
     },
-    /// A value is NaN or infinite (or beyond the f32 range for the voltage).
+    /// A value is NaN or infinite.
     #[error("`{text}` is not a finite number")]
     NotFinite {
+        /// The field as written.
+        text: String,
+    },
+    /// A finite value too large for the f32 the model computes in.
+    #[error("`{text}` is out of the f32 range (±3.4e38); check the column's unit")]
+    OutOfF32Range {
         /// The field as written.
         text: String,
     },
@@ -56,18 +78,21 @@ pub enum TableErrorKind {
         /// This sample's time.
         this: f64,
     },
-    /// The time step deviates from the mean step.
+    /// The time step deviates from the typical step: a missing, repeated or shifted row.
     #[error(
-        "time step {step} s differs from the mean step {mean} s by a relative {rel:.2e}; samples \
-         must be uniform within {UNIFORM_TOLERANCE:e}"
+        "time step {step} s (from the previous sample) differs from the typical step {typical} s \
+         by a relative {rel:.2e}, more than the {allowed:.2e} allowed (the rounding of the \
+         printed digits plus {UNIFORM_TOLERANCE:e}); a missing or shifted row?"
     )]
     NonUniform {
         /// This step, seconds.
         step: f64,
-        /// Mean step over the file, seconds.
-        mean: f64,
+        /// The median step over the file, seconds.
+        typical: f64,
         /// Relative deviation.
         rel: f64,
+        /// Relative deviation allowed for this step.
+        allowed: f64,
     },
     /// Not enough samples to define a sample interval.
     #[error("{rows} sample(s); at least 2 are needed")]
@@ -139,9 +164,95 @@ pub struct Table {
     pub lines: Vec<usize>,
     /// Mean sample interval, seconds.
     pub dt: f64,
+    /// The header's line, 1-based.
+    pub header_line: usize,
+    /// The header's column names, comma-separated (an excerpt when long).
+    pub header: String,
+}
+
+/// Half a unit in the last digit printed in `text` (a number as written); `None` for an integer
+/// (no point, no exponent), which is taken as exact.
+fn half_unit(text: &str) -> Option<f64> {
+    if !text.contains(['.', 'e', 'E']) {
+        return None;
+    }
+    let (mantissa, exp) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], text[i + 1..].parse::<i32>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let decimals = mantissa.find('.').map_or(0, |i| mantissa.len() - i - 1) as i32;
+    Some(0.5 * 10f64.powi(exp - decimals))
+}
+
+/// Most a step may deviate from the typical one through rounding alone, relative: two units in
+/// the finest last digit printed in the time column (each time rounded by half a unit, and the
+/// typical step as well), never half a step, so a missing row is always caught.
+fn rounding_allowance(finest_half_unit: Option<f64>, typical: f64) -> f64 {
+    finest_half_unit.map_or(0.0, |h| (4.0 * h / typical).min(0.5))
+}
+
+/// Splits a byte stream into lines ending in `\n`, `\r\n` or `\r`, each at most [`MAX_LINE`]
+/// bytes, without buffering more than that.
+struct Lines<R> {
+    reader: R,
+    /// The previous line ended in `\r`: a `\n` right after belongs to it.
+    after_cr: bool,
+}
+
+/// One step of [`Lines`].
+enum Line {
+    /// A line was read into the buffer.
+    Text,
+    /// Longer than [`MAX_LINE`].
+    TooLong,
+    /// End of input.
+    End,
+}
+
+impl<R: BufRead> Lines<R> {
+    fn next(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Line> {
+        buf.clear();
+        let mut started = false;
+        loop {
+            let chunk = match self.reader.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if chunk.is_empty() {
+                return Ok(if started { Line::Text } else { Line::End });
+            }
+            if std::mem::take(&mut self.after_cr) && chunk[0] == b'\n' {
+                self.reader.consume(1);
+                continue;
+            }
+            started = true;
+            let end = chunk.iter().position(|&b| b == b'\n' || b == b'\r');
+            let take = end.unwrap_or(chunk.len());
+            if buf.len() + take > MAX_LINE {
+                return Ok(Line::TooLong);
+            }
+            buf.extend_from_slice(&chunk[..take]);
+            match end {
+                Some(i) => {
+                    self.after_cr = chunk[i] == b'\r';
+                    self.reader.consume(i + 1);
+                    return Ok(Line::Text);
+                }
+                None => self.reader.consume(take),
+            }
+        }
+    }
 }
 
 impl Table {
+    /// Reads and parses the regular file at `path` (see [`Table::parse`]), line by line.
+    pub fn read(path: &Path, required: &[&str], optional: &[&str]) -> Result<Self, crate::Error> {
+        let file = crate::files::open_regular(path)?;
+        let reader = std::io::BufReader::new(file);
+        Ok(Self::parse_reader(path, reader, required, optional)?)
+    }
+
     /// Parses `bytes`; `path` names the file in errors. `t` and every name in `required` must be
     /// in the header; names in `optional` are read when present. Values must be finite; `f32`
     /// columns must also fit an f32.
@@ -151,20 +262,28 @@ impl Table {
         required: &[&str],
         optional: &[&str],
     ) -> Result<Self, TableError> {
+        Self::parse_reader(path, bytes, required, optional)
+    }
+
+    /// [`Table::parse`] from a reader, line by line.
+    pub fn parse_reader(
+        path: &Path,
+        reader: impl BufRead,
+        required: &[&str],
+        optional: &[&str],
+    ) -> Result<Self, TableError> {
         let err = |line: usize, column: Option<&str>, kind| TableError {
             path: path.to_path_buf(),
             line,
             column: column.map(str::to_owned),
             kind,
         };
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            let line = 1 + bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            err(line, None, TableErrorKind::NotUtf8)
-        })?;
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut lines = Lines {
+            reader,
+            after_cr: false,
+        };
+        let mut buf = Vec::new();
+        let mut finest: Option<f64> = None; // half a unit in the time column's last digit
         let mut index: Option<(usize, Vec<(String, usize)>)> = None; // header line, columns
         let mut table = Table {
             path: path.to_path_buf(),
@@ -172,11 +291,28 @@ impl Table {
             columns: Vec::new(),
             lines: Vec::new(),
             dt: 0.0,
+            header_line: 0,
+            header: String::new(),
         };
         let mut n_lines = 0;
-        for (idx, raw) in text.lines().enumerate() {
-            let line = idx + 1;
+        loop {
+            let line = n_lines + 1;
+            match lines.next(&mut buf) {
+                Ok(Line::Text) => {}
+                Ok(Line::End) => break,
+                Ok(Line::TooLong) => return Err(err(line, None, TableErrorKind::LineTooLong)),
+                Err(e) => {
+                    return Err(err(line, None, TableErrorKind::Unreadable(e.to_string())));
+                }
+            }
             n_lines = line;
+            let raw =
+                std::str::from_utf8(&buf).map_err(|_| err(line, None, TableErrorKind::NotUtf8))?;
+            let raw = if line == 1 {
+                raw.strip_prefix('\u{feff}').unwrap_or(raw)
+            } else {
+                raw
+            };
             let s = raw.trim();
             if s.is_empty() || s.starts_with('#') {
                 continue;
@@ -202,7 +338,7 @@ impl Table {
                         Some(i) => cols.push((col.to_owned(), i)),
                         None if needed => {
                             let kind = TableErrorKind::MissingColumn {
-                                found: names.join(", "),
+                                found: crate::files::excerpt(&names.join(", ")),
                             };
                             return Err(err(line, Some(col), kind));
                         }
@@ -214,6 +350,8 @@ impl Table {
                     .skip(1)
                     .map(|(n, _)| (n.clone(), Vec::new()))
                     .collect();
+                table.header_line = line;
+                table.header = crate::files::excerpt(&names.join(", "));
                 index = Some((line, cols));
                 continue;
             };
@@ -233,16 +371,26 @@ impl Table {
                     err(
                         line,
                         Some(name),
-                        TableErrorKind::NotANumber { text: text.into() },
+                        TableErrorKind::NotANumber {
+                            text: crate::files::excerpt(text),
+                        },
                     )
                 })?;
-                let fits = name == TIME_COLUMN || (v as f32).is_finite();
-                if !v.is_finite() || !fits {
+                let text = crate::files::excerpt(text);
+                if !v.is_finite() {
+                    return Err(err(line, Some(name), TableErrorKind::NotFinite { text }));
+                }
+                if name != TIME_COLUMN && !(v as f32).is_finite() {
                     return Err(err(
                         line,
                         Some(name),
-                        TableErrorKind::NotFinite { text: text.into() },
+                        TableErrorKind::OutOfF32Range { text },
                     ));
+                }
+                if name == TIME_COLUMN {
+                    if let Some(h) = half_unit(fields[*i]) {
+                        finest = Some(finest.map_or(h, |f: f64| f.min(h)));
+                    }
                 }
                 values.push(v);
             }
@@ -272,11 +420,24 @@ impl Table {
             ));
         }
         let mean = (table.t[n - 1] - table.t[0]) / (n - 1) as f64;
+        // Steps are compared with the median step, which a missing row does not move, so the
+        // error names the gap itself; each step may be off by the rounding of the printed times
+        // (the finest digit the column shows: a writer that drops trailing zeros prints `0.006`
+        // exactly, one that rounds prints every time to the same decimals).
+        let mut steps: Vec<f64> = table.t.windows(2).map(|w| w[1] - w[0]).collect();
+        steps.sort_by(f64::total_cmp);
+        let typical = steps[steps.len() / 2];
+        let allowed = UNIFORM_TOLERANCE + rounding_allowance(finest, typical);
         for (k, w) in table.t.windows(2).enumerate() {
             let step = w[1] - w[0];
-            let rel = (step - mean).abs() / mean;
-            if rel > UNIFORM_TOLERANCE {
-                let kind = TableErrorKind::NonUniform { step, mean, rel };
+            let rel = (step - typical).abs() / typical;
+            if rel > allowed {
+                let kind = TableErrorKind::NonUniform {
+                    step,
+                    typical,
+                    rel,
+                    allowed,
+                };
                 return Err(err(table.lines[k + 1], Some(TIME_COLUMN), kind));
             }
         }

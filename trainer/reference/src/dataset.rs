@@ -106,10 +106,9 @@ fn csv_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 
 /// Reads one trajectory with `n_states` state columns.
 pub fn read_trajectory(path: &Path, n_states: usize) -> Result<Trajectory, Error> {
-    let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
     let names: Vec<String> = (0..n_states).map(|i| format!("x{i}")).collect();
     let required: Vec<&str> = names.iter().map(String::as_str).collect();
-    let table = Table::parse(path, &bytes, &required, &[DRIVE])?;
+    let table = Table::read(path, &required, &[DRIVE])?;
     Ok(Trajectory {
         path: path.to_path_buf(),
         dt: table.dt,

@@ -37,20 +37,27 @@ pub type StimulusError = TableError;
 impl Stimulus {
     /// Reads and checks a stimulus file.
     pub fn read(path: &Path) -> Result<Self, Error> {
-        let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
-        Ok(Self::parse(path, &bytes)?)
+        Ok(Self::from_table(Table::read(path, &[DRIVE_COLUMN], &[])?))
     }
 
     /// Parses and checks the content of a stimulus file; `path` names it in errors.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self, StimulusError> {
-        let table = Table::parse(path, bytes, &[DRIVE_COLUMN], &[])?;
-        Ok(Stimulus {
+        Ok(Self::from_table(Table::parse(
+            path,
+            bytes,
+            &[DRIVE_COLUMN],
+            &[],
+        )?))
+    }
+
+    fn from_table(table: Table) -> Self {
+        Stimulus {
             v_s: table.column_f32(DRIVE_COLUMN).unwrap_or_default(),
             path: table.path,
             t: table.t,
             lines: table.lines,
             dt: table.dt,
-        })
+        }
     }
 
     /// Number of samples.

@@ -55,8 +55,10 @@ mod memristor {
     }
 
     fn err(dir: &Path) -> String {
-        let e = MemristorDataset::load(dir).unwrap_err();
-        format!("{e}")
+        match MemristorDataset::load(dir) {
+            Ok(_) => panic!("{} was accepted", dir.display()),
+            Err(e) => format!("{e}"),
+        }
     }
 
     #[test]
@@ -375,5 +377,211 @@ mod memristor {
             MemristorDataset::load(&d.path().join("nope")).unwrap_err()
         );
         assert!(e.contains("cannot read"), "{e}");
+    }
+
+    /// `n` samples `dt` apart of `v_s = amplitude * sin(2 pi f t + phase)`, `v = v_s / 2`.
+    fn sine_csv(amplitude: f64, f: f64, phase: f64, n: usize, dt: f64) -> String {
+        let mut s = String::from("t,v_s,v\n");
+        for k in 0..n {
+            let t = k as f64 * dt;
+            let vs = amplitude * (2.0 * std::f64::consts::PI * f * t + phase).sin();
+            s.push_str(&format!("{t},{vs},{}\n", vs / 2.0));
+        }
+        s
+    }
+
+    #[test]
+    fn manifest_paths_stay_inside_the_dataset() {
+        for (file, why) in [
+            ("/etc/passwd", "an absolute path"),
+            ("/dev/zero", "an absolute path"),
+            ("../../x.csv", "a path with `..`"),
+            ("sub/../../x.csv", "a path with `..`"),
+        ] {
+            let d = good();
+            let m = format!(
+                "{}{}",
+                entry("a.csv", "train", ""),
+                entry(file, "validation", "")
+            );
+            write(d.path(), "manifest.toml", &m);
+            write(d.path(), "b.csv.keep", "");
+            let e = err(d.path());
+            assert!(
+                e.contains(&format!("manifest.toml:10:8: file = \"{file}\": {why}")),
+                "{e}"
+            );
+            assert!(!e.contains("root:"), "{e}");
+        }
+        // A symlink inside the directory that resolves outside it.
+        let d = good();
+        let outside = tempfile::tempdir().unwrap();
+        write(outside.path(), "x.csv", &csv("t,v_s,v", 80, 2e-3));
+        std::fs::remove_file(d.path().join("b.csv")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("x.csv"), d.path().join("b.csv")).unwrap();
+        let e = err(d.path());
+        assert!(
+            e.contains("manifest.toml:11:8: file = \"b.csv\": a symlink to"),
+            "{e}"
+        );
+        assert!(e.contains("outside the directory"), "{e}");
+    }
+
+    #[test]
+    fn fifo_and_device_records_are_refused() {
+        let d = good();
+        std::fs::remove_file(d.path().join("b.csv")).unwrap();
+        let fifo = d.path().join("b.csv");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = d.path().to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(err(&dir));
+        });
+        let e = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("blocked on the FIFO");
+        assert!(
+            e.contains("b.csv: is a FIFO (named pipe), not a regular file"),
+            "{e}"
+        );
+        assert!(e.contains("manifest.toml:11:8: file = \"b.csv\": "), "{e}");
+    }
+
+    #[test]
+    fn same_samples_in_train_and_validation() {
+        let d = good();
+        // The same data, differing only in a comment line and the spelling of the numbers.
+        let a = std::fs::read_to_string(d.path().join("a.csv")).unwrap();
+        let copy = a
+            .replace("# a comment line", "# recorded again")
+            .replace(",0\n", ",0.0\n");
+        write(d.path(), "c.csv", &copy);
+        let m = format!(
+            "{}{}{}",
+            entry("a.csv", "train", ""),
+            entry("b.csv", "validation", ""),
+            entry("c.csv", "validation", "")
+        );
+        write(d.path(), "manifest.toml", &m);
+        let e = err(d.path());
+        assert!(e.contains("manifest.toml:16: "), "{e}");
+        assert!(e.contains("c.csv has the same contents as"), "{e}");
+        assert!(
+            e.contains("in both the train and the validation split"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn single_brackets_say_to_write_double() {
+        let d = good();
+        let m = "[trajectory]\nfile = \"a.csv\"\namplitude = 1.0\nfrequency = 5\n\
+                 series_resistance = 1000.0\nsplit = \"train\"\n\n[trajectory]\nfile = \"b.csv\"\n";
+        write(d.path(), "manifest.toml", m);
+        let e = err(d.path());
+        assert!(
+            e.contains(
+                "manifest.toml:1: write `[[trajectory]]` (double brackets: one table per record)"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn huge_value_is_out_of_the_f32_range() {
+        let d = good();
+        let s = csv("t,v_s,v,i", 50, 1e-3).replacen("\n0.003,", "\n0.003,1e300,", 1);
+        let s = s.replacen("1e300,", "1e300,0,0\n#", 1);
+        write(d.path(), "a.csv", &s);
+        let e = err(d.path());
+        assert!(
+            e.contains("a.csv:6: column `v_s`: `1e300` is out of the f32 range (±3.4e38)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn frequency_and_amplitude_are_checked_against_the_drive() {
+        // A 1 Hz record labelled 5 Hz (the fixture's entry).
+        let d = good();
+        write(d.path(), "a.csv", &sine_csv(1.0, 1.0, 0.3, 2000, 1e-3));
+        let e = err(d.path());
+        assert!(
+            e.contains(
+                "manifest.toml:4: file = \"a.csv\": frequency = 5 Hz, but `v_s` repeats at 1.0"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("check frequency and time_unit"), "{e}");
+        // Time in ms without `time_unit = "ms"`: 5 Hz data seen at 0.005 Hz.
+        let d = good();
+        let ms: String = sine_csv(1.0, 5.0, 0.0, 400, 1e-3)
+            .lines()
+            .enumerate()
+            .map(|(k, l)| match (k, l.split_once(',')) {
+                (0, _) | (_, None) => format!("{l}\n"),
+                (_, Some((t, rest))) => format!("{},{rest}\n", t.parse::<f64>().unwrap() * 1e3),
+            })
+            .collect();
+        write(d.path(), "a.csv", &ms);
+        let e = err(d.path());
+        assert!(
+            e.contains("frequency = 5 Hz, but `v_s` repeats at 0.0050 Hz"),
+            "{e}"
+        );
+        // Time in seconds marked `time_unit = "ms"`: 5 Hz data seen at 5000 Hz.
+        let d = good();
+        write(d.path(), "a.csv", &sine_csv(1.0, 5.0, 0.0, 400, 1e-3));
+        let m = format!(
+            "{}{}",
+            entry("a.csv", "train", "time_unit = \"ms\"\n"),
+            entry("b.csv", "validation", "")
+        );
+        write(d.path(), "manifest.toml", &m);
+        let e = err(d.path());
+        assert!(
+            e.contains("frequency = 5 Hz, but `v_s` repeats at 5000.0"),
+            "{e}"
+        );
+        assert!(e.contains("time_unit = \"ms\""), "{e}");
+        // Amplitude 3 V labelled 1 V.
+        let d = good();
+        write(d.path(), "a.csv", &sine_csv(3.0, 5.0, 0.0, 400, 1e-3));
+        let e = err(d.path());
+        assert!(
+            e.contains("file = \"a.csv\": amplitude = 1 V, but `v_s` swings by ±3.0"),
+            "{e}"
+        );
+        // A unipolar drive labelled by its peak passes.
+        let d = good();
+        let offset: String = sine_csv(0.5, 5.0, 0.0, 400, 1e-3)
+            .lines()
+            .enumerate()
+            .map(|(k, l)| {
+                let f: Vec<&str> = l.split(',').collect();
+                match (k, f.as_slice()) {
+                    (0, _) => format!("{l}\n"),
+                    (_, [t, vs, _]) => {
+                        let vs = vs.parse::<f64>().unwrap() + 0.5;
+                        format!("{t},{vs},{}\n", vs / 2.0)
+                    }
+                    _ => unreachable!(),
+                }
+            })
+            .collect();
+        write(d.path(), "a.csv", &offset);
+        MemristorDataset::load(d.path()).unwrap_or_else(|e| panic!("unipolar: {e}"));
+        // One period at any phase, one and a half, and a short record all pass.
+        for (phase, n) in [(0.0, 201), (1.3, 201), (2.9, 201), (4.0, 301), (0.5, 60)] {
+            let d = good();
+            write(d.path(), "a.csv", &sine_csv(1.0, 5.0, phase, n, 1e-3));
+            MemristorDataset::load(d.path())
+                .unwrap_or_else(|e| panic!("phase {phase}, {n} samples: {e}"));
+        }
     }
 }

@@ -280,7 +280,7 @@ impl Experiment {
     /// takes from elsewhere) is refused, as are unknown settings, wrong types and values out
     /// of range, each with the file's line.
     pub fn layer_file(&self, path: &Path, unused: &[&str]) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+        let text = odeflash_reference::files::read_text(path, "experiment file")?;
         self.layer(path, &text, unused)
     }
 

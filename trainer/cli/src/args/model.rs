@@ -56,7 +56,8 @@ pub struct SimulateArgs {
         long,
         value_delimiter = ',',
         allow_negative_numbers = true,
-        value_name = "A,B,..."
+        value_name = "A,B,...",
+        value_parser = f32_in_range
     )]
     pub x0: Option<Vec<f32>>,
     /// With several stimuli: let the batch kernel fuse multiply-adds where the CPU has them.
@@ -84,4 +85,18 @@ pub struct ExportArgs {
     /// Export the last epoch instead of the best validation epoch.
     #[arg(long)]
     pub last: bool,
+}
+
+/// A number for an f32: `1e300` would round to infinity, which is not what was written, so it is
+/// refused as out of range. NaN and infinity as written pass, for the model's own check of the
+/// initial state.
+fn f32_in_range(s: &str) -> Result<f32, String> {
+    let x: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if x.is_finite() && !(x as f32).is_finite() {
+        return Err(format!("`{s}` is out of the f32 range (±3.4e38)"));
+    }
+    Ok(x as f32)
 }

@@ -11,7 +11,11 @@ use odeflash_reference::files::write_atomic;
 
 /// Runs the command.
 pub fn run(args: &ImportArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let text = std::fs::read(&args.spec).map_err(|e| Error::read(&args.spec, e))?;
+    let text = odeflash_reference::files::read_limited(
+        &args.spec,
+        odeflash_reference::files::MAX_TEXT_FILE,
+        "model spec",
+    )?;
     let spec: ModelSpec = serde_json::from_slice(&text).map_err(|source| Error::SpecJson {
         path: args.spec.clone(),
         source,

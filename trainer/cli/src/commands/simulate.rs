@@ -46,6 +46,7 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<(), Error> {
 
     let trajectories = if let [stim] = stimuli.as_slice() {
         vec![run_single(
+            &args.model,
             &model,
             &config(stim, solver, args.solver_args.substeps),
             stim,
@@ -58,6 +59,7 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<(), Error> {
             Arith::Portable
         };
         run_batch(
+            &args.model,
             &model,
             solver,
             args.solver_args.substeps,
@@ -178,8 +180,10 @@ fn check_settings(
     sim.reset(args.x0.as_deref()).map_err(config_err)
 }
 
-/// Maps a runtime error during a run to the stimulus sample and line it concerns.
-fn simulation_error(stim: &Stimulus, e: SimError) -> Error {
+/// Maps a runtime error during a run to the stimulus sample and line it concerns. The stimulus
+/// was checked finite and within f32 when read, so a state that leaves the finite range is the
+/// model's doing (`model` names its file), not the drive's.
+fn simulation_error(model: &Path, stim: &Stimulus, e: SimError) -> Error {
     let last = stim.len().saturating_sub(1);
     let (sample, what) = match e {
         // `step` counts the steps completed: the failing one leads to sample `step + 1`.
@@ -187,11 +191,14 @@ fn simulation_error(stim: &Stimulus, e: SimError) -> Error {
             let k = (step as usize + 1).min(last);
             let t = |j: usize| stim.t.get(j).copied().unwrap_or(f64::NAN);
             let what = format!(
-                "column `v_s`: the state became non-finite at sample {k}, stepping from t = {} s \
-                 to t = {} s (the model left its trained region or the step is too large; try \
-                 more --substeps)",
+                "the model's state became non-finite at sample {k}, stepping from t = {} s to \
+                 t = {} s, although the drive there is finite (v_s = {}); the likely cause is \
+                 the model {}: huge weights or dynamics that blow up (look at it with `odeflash \
+                 inspect`), or a step too large for it (try more --substeps)",
                 t(k.saturating_sub(1)),
-                t(k)
+                t(k),
+                stim.v_s.get(k).copied().unwrap_or(f32::NAN),
+                model.display()
             );
             (k, what)
         }
@@ -215,6 +222,7 @@ fn simulation_error(stim: &Stimulus, e: SimError) -> Error {
 
 /// Runs one stimulus through [`Simulator::run`].
 pub fn run_single(
+    model_path: &Path,
     model: &Model<'_>,
     cfg: &SimConfig,
     stim: &Stimulus,
@@ -223,7 +231,7 @@ pub fn run_single(
     let n = stim.len();
     let cost = model.cost(cfg.solver, cfg.substeps);
     let mut scratch = vec![0.0f32; cost.scratch_f32];
-    let err = |e| simulation_error(stim, e);
+    let err = |e| simulation_error(model_path, stim, e);
     let mut sim = Simulator::new(model, *cfg, &mut scratch).map_err(err)?;
     sim.reset(x0).map_err(err)?;
     let mut traj = Trajectory {
@@ -242,6 +250,7 @@ pub fn run_single(
 /// on all cores. With [`Arith::Portable`] the results equal [`run_single`]'s bit for bit; with
 /// [`Arith::Auto`] the dense layers may fuse multiply-adds and differ by rounding.
 pub fn run_batch(
+    model_path: &Path,
     model: &Model<'_>,
     solver: Solver,
     substeps: u16,
@@ -269,8 +278,8 @@ pub fn run_batch(
             (Some(stim), SimError::SampleIntervalMismatch { model_dt, .. }) => {
                 stim.interval_mismatch(model_dt).into()
             }
-            (Some(stim), error) => simulation_error(stim, error),
-            (None, error) => simulation_error(first, error),
+            (Some(stim), error) => simulation_error(model_path, stim, error),
+            (None, error) => simulation_error(model_path, first, error),
         }
     })
 }

@@ -292,7 +292,7 @@ fn load_run(dir: &Path, ds: &MemristorDataset, opts: &LoadOptions) -> Result<Can
         )));
     };
     let config = dir.join(odeflash_training::run::RunDir::CONFIG);
-    let text = std::fs::read_to_string(&config).map_err(|e| Error::read(&config, e))?;
+    let text = odeflash_reference::files::read_text(&config, "experiment file")?;
     let exp = Experiment::parse(&config, &text)?;
     let file = if opts.last {
         Checkpoint::FILE

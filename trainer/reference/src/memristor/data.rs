@@ -29,6 +29,13 @@
 //! contradicts the series resistor by more than a factor of two (a wrong `current_unit`), and a
 //! split without trajectories.
 //!
+//! The manifest describes the data, so it is checked against it: `file` must name a regular file
+//! inside the dataset directory (no absolute path, no `..`, no symlink leading out); two records
+//! with the same samples (compared as parsed, so a changed comment does not hide a copy) are
+//! refused, also across the train and validation splits; and `amplitude`, `frequency` and
+//! `time_unit` must agree with the drive `v_s` within [`DRIVE_TOLERANCE`] (half its peak-to-peak
+//! swing, and the spacing of its midpoint crossings) for any record that holds a period.
+//!
 //! A CSV file in the directory that the manifest does not list is an error too, not a warning:
 //! a forgotten `[[trajectory]]` table silently changes what a model is trained and validated on,
 //! and a warning scrolls away in a long log. Files that are deliberately not trajectories are
@@ -288,6 +295,42 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
+/// `dir/file`, refused (at the manifest's `file` field) unless it stays inside `dir`: a relative
+/// path without `..`, and no symlink that resolves outside the directory.
+fn inside(ctx: &Ctx, dir: &Path, file: &str, span: Range<usize>) -> Result<PathBuf, Error> {
+    let rel = Path::new(file);
+    let refuse = |why: &str| {
+        ctx.at(
+            span.clone(),
+            format!(
+                "file = \"{}\": {why}; records must lie inside the dataset directory {}, \
+                 named relative to it",
+                crate::files::excerpt(file),
+                dir.display()
+            ),
+        )
+    };
+    if rel.is_absolute() || rel.has_root() {
+        return Err(refuse("an absolute path"));
+    }
+    if rel
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::Prefix(_)))
+    {
+        return Err(refuse("a path with `..`"));
+    }
+    let joined = normalize(&dir.join(rel));
+    if let (Ok(real), Ok(real_dir)) = (joined.canonicalize(), dir.canonicalize()) {
+        if !real.starts_with(&real_dir) {
+            return Err(refuse(&format!(
+                "a symlink to {}, outside the directory",
+                real.display()
+            )));
+        }
+    }
+    Ok(joined)
+}
+
 fn is_csv(p: &Path) -> bool {
     p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv"))
 }
@@ -339,7 +382,7 @@ struct Entry {
 
 fn parse_manifest(dir: &Path) -> Result<(PathBuf, Vec<Entry>, String), Error> {
     let path = dir.join(MANIFEST);
-    let bytes = std::fs::read(&path).map_err(|e| Error::read(&path, e))?;
+    let bytes = crate::files::read_limited(&path, crate::files::MAX_TEXT_FILE, "manifest")?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let (line, _) = line_col(
             &String::from_utf8_lossy(&e.as_bytes()[..e.utf8_error().valid_up_to()]),
@@ -351,6 +394,19 @@ fn parse_manifest(dir: &Path) -> Result<(PathBuf, Vec<Entry>, String), Error> {
         path: &path,
         text: &text,
     };
+    // `[trajectory]` (a single table) instead of `[[trajectory]]` (one per record) only shows
+    // as "duplicate key" or "invalid type" from the parser; say what to write.
+    if let Some(line) = text.lines().position(|l| {
+        let l = l.trim().replace([' ', '\t'], "");
+        l == "[trajectory]" || l.starts_with("[trajectory]#")
+    }) {
+        return Err(Error::Input(format!(
+            "{}:{}: write `[[trajectory]]` (double brackets: one table per record), not \
+             `[trajectory]`",
+            path.display(),
+            line + 1
+        )));
+    }
     let raw: RawManifest = toml::from_str(&text).map_err(|e| {
         let msg = e.message().trim().to_owned();
         match e.span() {
@@ -409,7 +465,7 @@ fn parse_manifest(dir: &Path) -> Result<(PathBuf, Vec<Entry>, String), Error> {
                 )
             })?,
         };
-        let csv = normalize(&dir.join(file));
+        let csv = inside(&ctx, dir, file, e.file.span())?;
         if let Some(first) = entries.iter().find(|x| x.path == csv) {
             return Err(ctx.at(
                 e.file.span(),
@@ -486,30 +542,52 @@ fn table_err(e: TableError) -> Error {
 pub fn load(dir: &Path) -> Result<MemristorDataset, Error> {
     let (manifest, entries, text) = parse_manifest(dir)?;
     let mut hashes: HashMap<u64, Vec<usize>> = HashMap::new();
-    let mut contents: Vec<Vec<u8>> = Vec::new();
+    let mut contents: Vec<Vec<u64>> = Vec::new();
     let mut trajectories = Vec::with_capacity(entries.len());
     for (k, e) in entries.iter().enumerate() {
-        let bytes = std::fs::read(&e.path).map_err(|err| {
-            if err.kind() == std::io::ErrorKind::NotFound {
-                let (line, col) = line_col(&text, e.file_span.start);
-                Error::Input(format!(
-                    "{}:{line}:{col}: file = \"{}\": {} does not exist",
-                    manifest.display(),
-                    e.name,
-                    e.path.display()
-                ))
-            } else {
-                Error::read(&e.path, err)
+        let table = read_table(e).map_err(|err| {
+            let (line, col) = line_col(&text, e.file_span.start);
+            let at = format!("{}:{line}:{col}: file = \"{}\"", manifest.display(), e.name);
+            match err {
+                Error::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                    Error::Input(format!("{at}: {} does not exist", e.path.display()))
+                }
+                // Not a regular file (a FIFO, a device, a directory): name the manifest line.
+                Error::Input(msg) => Error::Input(format!("{at}: {msg}")),
+                err => err,
             }
         })?;
+        let traj = read_csv(e, &table)?;
+        // Compared by the samples as parsed, so a copy that differs only in comments, spacing
+        // or the digits printed is still caught.
+        let samples: Vec<u64> = table
+            .t
+            .iter()
+            .map(|&t| (t * e.time_scale).to_bits())
+            .chain(
+                [&traj.v_s, &traj.v, &traj.i]
+                    .into_iter()
+                    .flatten()
+                    .map(|x| u64::from(x.to_bits())),
+            )
+            .collect();
         let mut h = DefaultHasher::new();
-        bytes.hash(&mut h);
+        samples.hash(&mut h);
         let hash = h.finish();
         let same = hashes.entry(hash).or_default();
-        if let Some(&j) = same.iter().find(|&&j| contents[j] == bytes) {
+        if let Some(&j) = same.iter().find(|&&j| contents[j] == samples) {
+            let both = if e.split == entries[j].split {
+                String::new()
+            } else {
+                format!(
+                    " (in both the {} and the {} split, which makes validation meaningless)",
+                    entries[j].split.as_str(),
+                    e.split.as_str()
+                )
+            };
             return Err(Error::Input(format!(
-                "{}:{}: {} has the same contents as {} (line {}): a trajectory recorded twice, \
-                 or a copy under another name",
+                "{}:{}: {} has the same contents as {} (line {}), sample for sample{both}: a trajectory recorded \
+                 twice, or a copy under another name",
                 manifest.display(),
                 e.line,
                 e.path.display(),
@@ -518,8 +596,9 @@ pub fn load(dir: &Path) -> Result<MemristorDataset, Error> {
             )));
         }
         same.push(k);
-        trajectories.push(read_csv(e, &bytes)?);
-        contents.push(bytes);
+        check_drive(&manifest, &text, e, &traj)?;
+        trajectories.push(traj);
+        contents.push(samples);
     }
     Ok(MemristorDataset {
         dir: dir.to_path_buf(),
@@ -527,18 +606,100 @@ pub fn load(dir: &Path) -> Result<MemristorDataset, Error> {
     })
 }
 
-/// The first line that is neither blank nor a comment (the header), 1-based.
-fn header_line(text: &str) -> usize {
-    text.lines()
-        .position(|l| {
-            let l = l.trim();
-            !l.is_empty() && !l.starts_with('#')
-        })
-        .map_or(1, |i| i + 1)
+/// Largest relative disagreement between the manifest's `frequency` or `amplitude` and what
+/// the drive `v_s` shows.
+pub const DRIVE_TOLERANCE: f64 = 0.25;
+
+/// Checks the manifest's `frequency`, `amplitude` and `time_unit` against the drive `v_s`: half
+/// its peak-to-peak swing (or its peak), and the spacing of its crossings of the midpoint (with hysteresis, so
+/// noise does not count). A record is checked when it holds a period by the manifest's
+/// frequency or by its own crossings (three or more); the frequency of one under two periods
+/// with fewer than two crossings is not (a single period can show just one).
+fn check_drive(
+    manifest: &Path,
+    text: &str,
+    e: &Entry,
+    t: &MemristorTrajectory,
+) -> Result<(), Error> {
+    let n = t.len();
+    let periods = t.dt * (n - 1) as f64 * e.frequency;
+    let (lo, hi) = t
+        .v_s
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(f64::from(x)), hi.max(f64::from(x)))
+        });
+    let swing = (hi - lo) / 2.0;
+    let (line, _) = line_col(text, e.file_span.start);
+    let unit = if e.time_scale == 1.0 { "s" } else { "ms" };
+    let refuse = |what: String| {
+        Error::Input(format!(
+            "{}:{line}: file = \"{}\": {what}; fix the manifest (or the file)",
+            manifest.display(),
+            e.name
+        ))
+    };
+    let mid = (hi + lo) / 2.0;
+    let band = 0.1 * swing;
+    let mut side = 0i8;
+    let mut last_cross = None;
+    let mut crossings = Vec::new();
+    for k in 0..n {
+        let x = f64::from(t.v_s[k]) - mid;
+        if k > 0 {
+            let p = f64::from(t.v_s[k - 1]) - mid;
+            if (p < 0.0) != (x < 0.0) {
+                last_cross = Some((k - 1) as f64 + p / (p - x));
+            }
+        }
+        let s = if x > band {
+            1
+        } else if x < -band {
+            -1
+        } else {
+            0
+        };
+        if s != 0 && s != side {
+            if let (true, Some(c)) = (side != 0, last_cross) {
+                crossings.push(c);
+            }
+            side = s;
+        }
+    }
+    if periods < 1.0 && crossings.len() < 3 {
+        return Ok(());
+    }
+    // Half the peak-to-peak swing for a symmetric drive, the peak for one with an offset (a
+    // unipolar pulse train labelled by its peak).
+    let peak = hi.abs().max(lo.abs());
+    let off = |x: f64| ((x - e.amplitude) / e.amplitude).abs() > DRIVE_TOLERANCE;
+    if off(swing) && off(peak) {
+        return Err(refuse(format!(
+            "amplitude = {} V, but `v_s` swings by ±{swing:.4} V (half its peak-to-peak; its \
+             peak is {peak:.4} V)",
+            e.amplitude
+        )));
+    }
+    let implied = match crossings.as_slice() {
+        [first, .., last] => (crossings.len() - 1) as f64 / (2.0 * (last - first) * t.dt),
+        _ if periods < 2.0 => return Ok(()),
+        _ => 0.0,
+    };
+    if ((implied - e.frequency) / e.frequency).abs() > DRIVE_TOLERANCE {
+        return Err(refuse(format!(
+            "frequency = {} Hz, but `v_s` repeats at {implied:.4} Hz (reading its time column in \
+             {unit}, time_unit = \"{unit}\"); check frequency and time_unit",
+            e.frequency
+        )));
+    }
+    Ok(())
 }
 
-fn read_csv(e: &Entry, bytes: &[u8]) -> Result<MemristorTrajectory, Error> {
-    let table = Table::parse(&e.path, bytes, &[SUPPLY], &[VOLTAGE, CURRENT]).map_err(table_err)?;
+fn read_table(e: &Entry) -> Result<Table, Error> {
+    Table::read(&e.path, &[SUPPLY], &[VOLTAGE, CURRENT])
+}
+
+fn read_csv(e: &Entry, table: &Table) -> Result<MemristorTrajectory, Error> {
     let has_v = table.column(VOLTAGE).is_some();
     let has_i = table.column(CURRENT).is_some();
     let measured = match (has_v, has_i) {
@@ -546,22 +707,12 @@ fn read_csv(e: &Entry, bytes: &[u8]) -> Result<MemristorTrajectory, Error> {
         (true, false) => Measured::VoltageOnly,
         (false, true) => Measured::CurrentOnly,
         (false, false) => {
-            let text = String::from_utf8_lossy(bytes);
-            let header = text
-                .lines()
-                .nth(header_line(&text) - 1)
-                .unwrap_or_default()
-                .to_owned();
             return Err(table_err(TableError {
                 path: e.path.clone(),
-                line: header_line(&text),
+                line: table.header_line,
                 column: Some(format!("{VOLTAGE}` or `{CURRENT}")),
                 kind: TableErrorKind::MissingColumn {
-                    found: header
-                        .split(',')
-                        .map(|s| s.trim().trim_matches('"').trim())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    found: table.header.clone(),
                 },
             }));
         }
@@ -596,7 +747,7 @@ fn read_csv(e: &Entry, bytes: &[u8]) -> Result<MemristorTrajectory, Error> {
                  ohm, {ratio:.3e} times the manifest's series_resistance = {} ohm; check \
                  current_unit (now {}), the sign of the current, and series_resistance",
                 e.path.display(),
-                header_line(&String::from_utf8_lossy(bytes)),
+                table.header_line,
                 e.r_s,
                 e.current_unit
             )));
@@ -613,8 +764,8 @@ fn read_csv(e: &Entry, bytes: &[u8]) -> Result<MemristorTrajectory, Error> {
                     Err(table_err(table.error_at(
                         k,
                         col,
-                        TableErrorKind::NotFinite {
-                            text: format!("{val}"),
+                        TableErrorKind::OutOfF32Range {
+                            text: format!("{val:e}"),
                         },
                     )))
                 }

@@ -50,7 +50,7 @@ impl JobFile {
     /// Reads `dir/job.json`.
     pub fn read(dir: &Path) -> Result<Self, Error> {
         let path = dir.join(Self::FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::read(&path, e))?;
+        let text = odeflash_reference::files::read_text(&path, "job file")?;
         serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: {e}", path.display())))
     }
 

@@ -556,7 +556,7 @@ impl FitReport {
 
     /// Reads a `fit.json`.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
+        let bytes = crate::files::read_limited(path, crate::files::MAX_TEXT_FILE, "fit report")?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Input(format!("{}: not a baseline fit: {e}", path.display())))
     }
