@@ -109,7 +109,11 @@ impl Checkpoint {
 
     /// Reads a checkpoint file; errors name it.
     pub fn load_file(path: &Path) -> Result<Checkpoint, RunError> {
-        let bytes = std::fs::read(path).map_err(|e| RunError::read(path, e))?;
+        let bytes = odeflash_reference::files::read_limited(path, MAX_FILE, "checkpoint")
+            .map_err(|e| match e {
+                crate::Error::Read { path, source } => RunError::Read { path, source },
+                other => RunError::File(other),
+            })?;
         let json_err = |source| RunError::CheckpointJson {
             path: path.to_path_buf(),
             source,
@@ -184,6 +188,9 @@ impl Checkpoint {
         Ok(())
     }
 }
+
+/// Larger than any checkpoint: the paper's DualNN with its optimizer moments writes a few MB.
+const MAX_FILE: u64 = 1 << 30;
 
 /// The key of a checkpoint file's checksum.
 const CHECKSUM: &str = "checksum";
@@ -509,6 +516,20 @@ mod tests {
             "{loaded} of {} variants loaded",
             good.len()
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("checkpoint.json");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: mkfifo is not available");
+            return;
+        }
+        let err = Checkpoint::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 
     #[test]

@@ -138,8 +138,10 @@ impl RunDir {
 
     /// The text of `config.toml`.
     pub fn read_config(&self) -> Result<String, RunError> {
-        let path = self.config_path();
-        std::fs::read_to_string(&path).map_err(|e| RunError::read(&path, e))
+        Ok(odeflash_reference::files::read_text(
+            &self.config_path(),
+            "run configuration",
+        )?)
     }
 
     /// `checkpoint.json`.
