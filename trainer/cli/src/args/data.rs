@@ -10,6 +10,10 @@ pub struct SynthOscillatorArgs {
     /// Output directory (gets `train/` and `validation/`).
     #[arg(long)]
     pub out: PathBuf,
+    /// Overwrite existing outputs odeflash did not write, or inside a training run directory
+    /// (never deletes other files; see the README).
+    #[arg(long)]
+    pub force: bool,
     /// Training trajectories.
     #[arg(long, default_value_t = 8)]
     pub train: usize,
@@ -33,6 +37,10 @@ pub struct SynthMemristorArgs {
     /// Output directory (gets one CSV per trajectory and `manifest.toml`).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Overwrite existing outputs odeflash did not write, or inside a training run directory
+    /// (never deletes other files; see the README).
+    #[arg(long)]
+    pub force: bool,
     /// Recorded supply periods per trajectory.
     #[arg(long, default_value_t = 100)]
     pub periods: usize,

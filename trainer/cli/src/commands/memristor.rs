@@ -4,12 +4,14 @@ use std::io::Write;
 
 use crate::args::{BaselineArgs, SynthMemristorArgs};
 use crate::Error;
+use odeflash_reference::files::claim_dir;
 use odeflash_reference::memristor::baseline::{self, BaselineKind, FitConfig, SimOptions};
 use odeflash_reference::memristor::data::MemristorDataset;
 use odeflash_reference::memristor::synth;
 
 /// Runs `synth-memristor`.
 pub fn run_synth(args: &SynthMemristorArgs, out: &mut dyn Write) -> Result<(), Error> {
+    claim_dir(&args.out, "data synth-memristor", args.force)?;
     let report =
         synth::write_synthetic(&args.out, args.periods, args.samples_per_period, args.seed)?;
     writeln!(
@@ -40,7 +42,7 @@ pub fn run_baseline(args: &BaselineArgs, out: &mut dyn Write) -> Result<(), Erro
         integrator: args.integrator,
     };
     config.threads = args.threads;
-    std::fs::create_dir_all(&args.out).map_err(|e| Error::write(&args.out, e))?;
+    claim_dir(&args.out, "baseline", args.force)?;
     let report = baseline::fit(&dataset, &config, out)?;
     let path = args.out.join("fit.json");
     report.save(&path)?;

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::args::SolveArgs;
 use crate::Error;
-use odeflash_reference::files::write_atomic;
+use odeflash_reference::files::{claim_file, write_atomic};
 use odeflash_reference::stiff::{
     problem, solve_adaptive, solve_fixed, FixedMethod, Options, PROBLEMS,
 };
@@ -28,6 +28,7 @@ fn positive(flag: &str, v: f64) -> Result<f64, Error> {
 
 /// Runs the command.
 pub fn run(args: &SolveArgs, out: &mut dyn Write) -> Result<(), Error> {
+    claim_file(&args.out, args.force)?;
     let prob = problem(&args.problem).ok_or_else(|| {
         usage(format!(
             "--problem: unknown problem `{}` (known: {})",
