@@ -1,4 +1,5 @@
-//! Arguments of `odeflash data synth-oscillator` and `odeflash data synth-memristor`.
+//! Arguments of `odeflash data synth-oscillator`, `odeflash data synth-memristor` and
+//! `odeflash data check`.
 
 use std::path::PathBuf;
 
@@ -50,4 +51,16 @@ pub struct SynthMemristorArgs {
     /// Seed of the DAQ noise and the threshold drift.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// `odeflash data check`.
+#[derive(Debug, Args)]
+pub struct DataCheckArgs {
+    /// Rig dataset directory (with `manifest.toml`).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Periods at the start of each record left out of validation losses, as `train memristor
+    /// --warmup-periods` takes them.
+    #[arg(long, default_value_t = 1.0, value_name = "N")]
+    pub warmup_periods: f64,
 }
