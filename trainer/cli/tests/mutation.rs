@@ -34,10 +34,20 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Failures the test reports but does not count yet: input validation that another branch adds
 /// (CSV header bounds, manifest path containment, non-regular files, time-step tolerance,
-/// manifest frequency/amplitude checks, config numeric validation). Each entry is a category, a
-/// prefix of the mutation's label and the failed oracle's name. Remove the entries once that
+/// manifest frequency/amplitude checks, config numeric validation). Each entry is a category,
+/// the failed oracle's name and a piece of the command's stderr. Remove the entries once that
 /// branch is merged; the test then fails if they still happen.
-const EXPECTED_FOR_NOW: &[(&str, &str, &str)] = &[];
+const EXPECTED_FOR_NOW: &[(&str, &str, &str)] = &[
+    // Config numeric validation: `optimizer.eps = 0` or `loss.gamma = 0` pass the checks, and the
+    // first epoch ends in a NaN loss whose error names neither the file nor the field.
+    // Reproduce: ODEFLASH_MUTATION_SEED=7 ODEFLASH_MUTATION_REPLAY=config:0x5b0926a2aaf25dad
+    // (eps) or config:0x9c602b44bfd93209 (gamma).
+    (
+        "config",
+        "error does not name the file",
+        "the training loss became NaN",
+    ),
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -272,7 +282,7 @@ enum Mutation {
 }
 
 impl Mutation {
-    /// The label reports print and [`EXPECTED_FOR_NOW`] matches by prefix.
+    /// The label reports print.
     fn label(&self, lines: &[&[u8]]) -> String {
         let line = |k: usize| {
             String::from_utf8_lossy(lines.get(k).copied().unwrap_or(b""))
@@ -426,7 +436,7 @@ fn pick(rng: &mut Rng, kind: Kind, bytes: &[u8]) -> Mutation {
             2 => Mutation::DeleteLine(below(rng, ls.len())),
             3 => Mutation::DuplicateLine(below(rng, ls.len())),
             4 => Mutation::SwapLines(below(rng, ls.len()), below(rng, ls.len())),
-            5 | 6 | 7 if !nums.is_empty() => Mutation::ReplaceNumber {
+            5..=7 if !nums.is_empty() => Mutation::ReplaceNumber {
                 index: below(rng, nums.len()),
                 with: NUMBERS[below(rng, NUMBERS.len())],
             },
@@ -643,6 +653,32 @@ fn must_fail(t: &Target, m: &Mutation, original: &[u8], mutated: &[u8]) -> Optio
     }
 }
 
+/// Keys of the TOML or JSON lines a mutation changed, removed, added or duplicated.
+fn changed_keys(kind: Kind, original: &[u8], mutated: &[u8]) -> Vec<String> {
+    // Lines whose number of occurrences differs (every trajectory has `current_unit = "uA"`).
+    let mut count: std::collections::HashMap<&[u8], i64> = std::collections::HashMap::new();
+    for l in lines(original) {
+        *count.entry(l.trim_ascii()).or_default() += 1;
+    }
+    for l in lines(mutated) {
+        *count.entry(l.trim_ascii()).or_default() -= 1;
+    }
+    count
+        .into_iter()
+        .filter(|&(_, n)| n != 0)
+        .filter_map(|(l, _)| key_value(l, kind).map(|(key, _)| key))
+        .collect()
+}
+
+/// Whether `text` names `key` as a word (`lr` in `train.lr`, not in `clr`).
+fn mentions(text: &str, key: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(key).any(|(at, _)| {
+        !text[..at].chars().next_back().is_some_and(ident)
+            && !text[at + key.len()..].chars().next().is_some_and(ident)
+    })
+}
+
 /// A broken oracle: the case and what happened.
 #[derive(Debug)]
 struct Failure {
@@ -711,6 +747,22 @@ fn run_case(
     }
     let stderr = std::fs::read_to_string(&err_file).unwrap_or_default();
     let invalid = must_fail(t, &m, original, &mutated);
+    if std::env::var_os("ODEFLASH_MUTATION_REPLAY").is_some() {
+        // Keep the corrupted file for a look, and say what ran.
+        let kept = std::env::temp_dir().join(format!(
+            "odeflash-mutation-{}-{}",
+            t.category,
+            Path::new(t.file).file_name().unwrap().to_string_lossy()
+        ));
+        std::fs::write(&kept, &mutated).unwrap();
+        println!(
+            "{} {seed:#x}: {label}; surely invalid: {invalid:?}; corrupted file kept as {}\n\
+             odeflash {:?} -> {code:?}\n{stderr}",
+            t.category,
+            kept.display(),
+            (t.args)(work, &out)
+        );
+    }
     tally.known_invalid += usize::from(invalid.is_some());
     match code {
         Ok(Some(0)) => tally.accepted += 1,
@@ -723,16 +775,13 @@ fn run_case(
         oracle,
         detail,
     };
-    // The error names the file, or the field whose line was changed (a deleted `current_unit`
+    // The error names the file, or a field whose line was changed (a deleted `current_unit`
     // surfaces as a unit mismatch in the CSV it applies to, and says `current_unit`).
     let name = Path::new(t.file).file_name().unwrap().to_string_lossy();
-    let field = match m {
-        Mutation::DeleteLine(k) | Mutation::DuplicateLine(k) | Mutation::WrongType(k) => {
-            key_value(lines(original)[k], t.kind).map(|(key, _)| key)
-        }
-        _ => None,
-    };
-    let named = stderr.contains(name.as_ref()) || field.is_some_and(|f| stderr.contains(&f));
+    let named = stderr.contains(name.as_ref())
+        || changed_keys(t.kind, original, &mutated)
+            .iter()
+            .any(|k| mentions(&stderr, k));
     match code {
         Err(()) => Err(fail("hang", format!("no exit after {TIMEOUT:?}"))),
         Ok(_) if stderr.contains("panicked") => Err(fail("panic", stderr)),
@@ -857,8 +906,8 @@ fn corrupted_inputs_never_panic_or_pass_silently() {
     });
     let failures = failures.into_inner().unwrap();
     let (expected, unexpected): (Vec<&Failure>, Vec<&Failure>) = failures.iter().partition(|f| {
-        EXPECTED_FOR_NOW.iter().any(|(cat, prefix, oracle)| {
-            f.category == *cat && f.mutation.starts_with(prefix) && f.oracle == *oracle
+        EXPECTED_FOR_NOW.iter().any(|(cat, oracle, stderr)| {
+            f.category == *cat && f.oracle == *oracle && f.detail.contains(stderr)
         })
     });
     println!(
@@ -890,7 +939,12 @@ fn corrupted_inputs_never_panic_or_pass_silently() {
             f.category,
             f.mutation,
             f.oracle,
-            f.detail.trim().chars().take(400).collect::<String>(),
+            f.detail
+                .trim()
+                .replace('\n', " | ")
+                .chars()
+                .take(400)
+                .collect::<String>(),
             f.category,
             f.seed
         );
