@@ -40,8 +40,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const EXPECTED_FOR_NOW: &[(&str, &str, &str)] = &[
     // Config numeric validation: `optimizer.eps = 0` or `loss.gamma = 0` pass the checks, and the
     // first epoch ends in a NaN loss whose error names neither the file nor the field.
-    // Reproduce: ODEFLASH_MUTATION_SEED=7 ODEFLASH_MUTATION_REPLAY=config:0x5b0926a2aaf25dad
-    // (eps) or config:0x9c602b44bfd93209 (gamma).
+    // Reproduce: ODEFLASH_MUTATION_REPLAY=config:0x5b0926a2aaf25dad (eps) or
+    // config:0x9c602b44bfd93209 (gamma).
     (
         "config",
         "error does not name the file",
@@ -610,8 +610,28 @@ fn must_fail(t: &Target, m: &Mutation, original: &[u8], mutated: &[u8]) -> Optio
                 .contains(&key.as_str())
             })
     };
+    let last_data = (0..ls.len()).rev().find(|&k| is_data(k));
+    // A CSV time cell (column 0 of a data row) replaced by a different value.
+    let moves_time = |index: usize, with: &str| {
+        let r = numbers(original)[index].clone();
+        let mut start = 0;
+        for (k, l) in ls.iter().enumerate() {
+            if r.start < start + l.len() {
+                let before = &l[..r.start - start];
+                let old: Option<f64> = std::str::from_utf8(&original[r.clone()])
+                    .ok()
+                    .and_then(|v| v.parse().ok());
+                return is_data(k) && !before.contains(&b',') && with.parse::<f64>().ok() != old;
+            }
+            start += l.len();
+        }
+        false
+    };
     match (t.kind, m) {
         (Kind::Binary, Mutation::Truncate { .. }) => Some("a truncated model file"),
+        (Kind::Csv, Mutation::ReplaceNumber { index, with }) if moves_time(*index, with) => {
+            Some("a time off the uniform grid")
+        }
         (Kind::Json, Mutation::Truncate { len }) => {
             (!original[*len..].trim_ascii().is_empty()).then_some("truncated JSON")
         }
@@ -626,6 +646,11 @@ fn must_fail(t: &Target, m: &Mutation, original: &[u8], mutated: &[u8]) -> Optio
             Some("a non-numeric or non-finite value")
         }
         (Kind::Csv, Mutation::DeleteLine(k)) if Some(*k) == csv_header => Some("no header"),
+        (Kind::Csv, Mutation::DeleteLine(k))
+            if is_data(*k) && Some(*k) != last_data && Some(*k) > csv_header.map(|h| h + 1) =>
+        {
+            Some("a gap in time (a row deleted)")
+        }
         (Kind::Csv, Mutation::DuplicateLine(k)) if Some(*k) == csv_header => {
             Some("a header as a data row")
         }
