@@ -10,8 +10,8 @@
 //!
 //! Deterministic: `ODEFLASH_MUTATION_SEED` (default 1) seeds every case; a failure prints its
 //! category, case seed and mutation, and `ODEFLASH_MUTATION_REPLAY=CATEGORY:SEED` runs that one
-//! case alone. `ODEFLASH_MUTATION_SCALE` multiplies the number of cases (default 1: about 3,500
-//! runs, well under two minutes on two cores, release build).
+//! case alone. `ODEFLASH_MUTATION_SCALE` multiplies the number of cases (default 1: 5,120 runs,
+//! about 30 s on two cores, release build).
 //!
 //! Another input gets a category by adding one [`Target`] in [`targets`]: the file, its kind,
 //! the command that reads it and a number of cases (a run's `checkpoint.json`, once it has a
@@ -82,7 +82,7 @@ fn targets() -> Vec<Target> {
             kind: Kind::Binary,
             file: "m.ofm",
             args: |w, _| os(&[&"inspect", &w.join("m.ofm")]),
-            cases: 700,
+            cases: 1000,
         },
         Target {
             category: "model-simulate",
@@ -99,14 +99,14 @@ fn targets() -> Vec<Target> {
                     &out,
                 ])
             },
-            cases: 300,
+            cases: 400,
         },
         Target {
             category: "spec-import",
             kind: Kind::Json,
             file: "spec.json",
             args: |w, out| os(&[&"import", &w.join("spec.json"), &"--out", &out]),
-            cases: 400,
+            cases: 600,
         },
         Target {
             category: "stimulus",
@@ -123,21 +123,21 @@ fn targets() -> Vec<Target> {
                     &out,
                 ])
             },
-            cases: 700,
+            cases: 1000,
         },
         Target {
             category: "manifest",
             kind: Kind::Toml,
             file: "tiny/manifest.toml",
             args: |w, _| os(&[&"data", &"check", &"--data", &w.join("tiny")]),
-            cases: 700,
+            cases: 1000,
         },
         Target {
             category: "rig-csv",
             kind: Kind::Csv,
             file: "tiny/sdc_1.0V_010Hz.csv",
             args: |w, _| os(&[&"data", &"check", &"--data", &w.join("tiny")]),
-            cases: 700,
+            cases: 1000,
         },
         Target {
             category: "config",
@@ -162,7 +162,7 @@ fn targets() -> Vec<Target> {
                     &"--quiet",
                 ])
             },
-            cases: 80,
+            cases: 120,
         },
     ]
 }
