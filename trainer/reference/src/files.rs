@@ -207,3 +207,59 @@ pub fn decode<'a>(path: &Path, blob: &'a AlignedBlob) -> Result<Model<'a>, Error
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(r: Result<(), Error>) -> bool {
+        matches!(r, Err(Error::Exists { .. }))
+    }
+
+    #[test]
+    fn a_directory_is_the_commands_own_only_by_its_marker() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("out");
+        claim_dir(&out, "eval", false).unwrap();
+        let marker = std::fs::read_to_string(out.join(OUTPUT_MARKER)).unwrap();
+        assert!(marker.starts_with("odeflash eval\n"), "{marker}");
+        std::fs::write(out.join("report.md"), "x").unwrap();
+        claim_dir(&out, "eval", false).unwrap();
+        assert!(refused(claim_dir(&out, "baseline", false)));
+        // A foreign directory: refused, and --force writes there without marking it.
+        let foreign = root.path().join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        std::fs::write(foreign.join("notes.txt"), "x").unwrap();
+        assert!(refused(claim_dir(&foreign, "eval", false)));
+        claim_dir(&foreign, "eval", true).unwrap();
+        assert!(!foreign.join(OUTPUT_MARKER).exists());
+        assert!(foreign.join("notes.txt").exists());
+        // A path that is a file is never a directory, --force or not.
+        assert!(matches!(
+            claim_dir(&foreign.join("notes.txt"), "eval", true),
+            Err(Error::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn files_inside_a_run_directory_or_existing_need_force() {
+        let root = tempfile::tempdir().unwrap();
+        let run = root.path().join("run");
+        std::fs::create_dir_all(run.join("snapshots")).unwrap();
+        std::fs::write(run.join("config.toml"), "").unwrap();
+        // config.toml alone is a user's file, not a run.
+        claim_file(&run.join("m.ofm"), false).unwrap();
+        std::fs::write(run.join("metrics.csv"), "").unwrap();
+        assert!(refused(claim_file(&run.join("m.ofm"), false)));
+        assert!(refused(claim_file(&run.join("snapshots/m.ofm"), false)));
+        assert!(refused(claim_dir(&run, "eval", false)));
+        assert!(refused(claim_dir(&run.join("report"), "eval", false)));
+        assert!(!run.join("report").exists());
+        claim_file(&run.join("m.ofm"), true).unwrap();
+        let existing = root.path().join("a.csv");
+        claim_file(&existing, false).unwrap();
+        std::fs::write(&existing, "x").unwrap();
+        assert!(refused(claim_file(&existing, false)));
+        claim_file(&existing, true).unwrap();
+    }
+}
