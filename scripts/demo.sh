@@ -32,7 +32,7 @@ odeflash() {
 
 started=$SECONDS
 mkdir -p out
-rm -rf out/memristor out/run-single out/mms out/report
+rm -rf out/memristor out/run-single out/mms out/report out/single-nn-memode.ofm out/single-nn-memode-int8.ofm
 
 step "generate the synthetic SDC memristor rig dataset -> out/memristor ($PERIODS periods x $SAMPLES samples per trajectory)"
 odeflash data synth-memristor --out out/memristor --periods "$PERIODS" --samples-per-period "$SAMPLES"

@@ -36,9 +36,13 @@ pub fn run(cli: args::Cli) -> Result<(), Error> {
         args::Command::Data(args::DataCommand::SynthMemristor(args)) => {
             commands::memristor::run_synth(&args, &mut out)
         }
+        args::Command::Data(args::DataCommand::Check(args)) => {
+            commands::memristor::run_check(&args, &mut out)
+        }
         args::Command::Baseline(args) => commands::memristor::run_baseline(&args, &mut out),
         args::Command::Eval(args) => commands::eval::run(&args, &mut out),
         args::Command::Data(args::DataCommand::SynthOscillator(args)) => {
+            odeflash_reference::files::claim_dir(&args.out, "data synth-oscillator", args.force)?;
             odeflash_reference::dataset::Oscillator::default().write_dataset(
                 &args.out,
                 args.train,

@@ -232,9 +232,11 @@ fn inspect_json_then_import_reproduces_the_file() {
             b.len()
         );
 
-        // Naming the same quantization explicitly changes nothing.
+        // Naming the same quantization explicitly changes nothing (`--force`: the same file).
         let q = if quant == Quant::Int8 { "int8" } else { "f32" };
-        ok(&[&"import", &json, &"--out", &copy, &"--quant", &q]);
+        ok(&[
+            &"import", &json, &"--out", &copy, &"--quant", &q, &"--force",
+        ]);
         assert!(
             std::fs::read(&copy).expect("copy") == a,
             "{name} with --quant {q}"
@@ -708,8 +710,10 @@ fn several_stimuli_run_as_one_batch() {
             &"2",
         ]);
         assert_eq!(summary.lines().count(), 3, "{summary}");
+        // The three outputs and the output-directory marker (see `odeflash_reference::files`).
         let written: Vec<_> = std::fs::read_dir(&batch_dir).expect("dir").collect();
-        assert_eq!(written.len(), 3, "{written:?}");
+        assert_eq!(written.len(), 4, "{written:?}");
+        assert!(batch_dir.join(".odeflash-output").is_file());
         for stim in stimuli {
             let file = stim.file_name().expect("name");
             let single = dir.path().join(format!("single-{name}.csv"));
@@ -725,6 +729,7 @@ fn several_stimuli_run_as_one_batch() {
                 &"rk5",
                 &"--substeps",
                 &"2",
+                &"--force", // the same file for every stimulus
             ]);
             let (h1, t1, rows1) = read_output(&single);
             let (h2, t2, rows2) = read_output(&batch_dir.join(file));
@@ -774,6 +779,7 @@ fn several_stimuli_run_as_one_batch() {
             &stim,
             &"--out",
             &single,
+            &"--force", // the same file for both stimuli
         ]);
         let (_, _, rows1) = read_output(&single);
         let (_, _, rows2) = read_output(&fma_dir.join(stim.file_name().expect("name")));

@@ -28,6 +28,15 @@ pub enum Error {
         /// The cause.
         source: io::Error,
     },
+    /// An output path holds something odeflash will not replace without `--force` (see
+    /// [`crate::files`] for the rule).
+    #[error("{}: {why}; pass --force to overwrite, or choose another path", path.display())]
+    Exists {
+        /// The path refused.
+        path: PathBuf,
+        /// What is there.
+        why: String,
+    },
     /// Writing a report to standard output failed.
     #[error("cannot write to standard output")]
     Stdout(#[source] io::Error),

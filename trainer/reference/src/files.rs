@@ -1,9 +1,29 @@
-//! Files: atomic writes, model loading, and reading what a user names: regular files only,
-//! bounded in size, quoted in errors only as an [`excerpt`].
+//! Files: atomic writes, what a command may overwrite, model loading, and reading what a user
+//! names: regular files only, bounded in size, quoted in errors only as an [`excerpt`].
+//!
+//! # What a command may overwrite
+//!
+//! Every command that writes claims its output first, with [`claim_file`] (an output file:
+//! `import --out`, `export --out`, `simulate --out FILE`, `solve --out`, `inspect --json --out`,
+//! `device-check --json`) or [`claim_dir`] (an output directory: `data synth-*`, `baseline`,
+//! `eval`, `simulate` with several stimuli, `stiff-train`, `stiff-experiment`). Without
+//! `--force` a claim is refused when:
+//!
+//! - the output file already exists (whatever wrote it);
+//! - the output is inside a training run directory: one holding `checkpoint.json`, `best.json`
+//!   or `job.json`, or `config.toml` next to `metrics.csv` or `metrics.jsonl` (the run itself,
+//!   any folder below it);
+//! - the output directory exists, is not empty, and is not marked as a previous output of the
+//!   same command. A directory the command creates, or finds empty, gets a marker file
+//!   [`OUTPUT_MARKER`] naming the command; a re-run of that command (`eval --out report` twice)
+//!   replaces its own files there. A marker of another command does not count.
+//!
+//! `--force` lifts these refusals and nothing else: files the command writes are replaced, no
+//! other file is deleted, and a directory that was not the command's is not marked.
 
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use odeflash_runtime::format::MAGIC;
 use odeflash_runtime::{AlignedBlob, DecodeError, Model};
@@ -52,6 +72,127 @@ fn set_permissions(file: &File, path: &Path) -> std::io::Result<()> {
             }
         }
     }
+}
+
+/// The marker file [`claim_dir`] leaves in an output directory it created or found empty: its
+/// first line is `odeflash COMMAND`.
+pub const OUTPUT_MARKER: &str = ".odeflash-output";
+
+/// Files that make a directory a training run directory; `config.toml` counts only next to
+/// [`RUN_METRICS`].
+const RUN_FILES: [&str; 3] = ["checkpoint.json", "best.json", "job.json"];
+/// A run's metrics, which make its `config.toml` a run's.
+const RUN_METRICS: [&str; 2] = ["metrics.csv", "metrics.jsonl"];
+
+/// Checks that a command may write the file `path` (see the [module documentation](self)):
+/// refuses an existing file, a directory, or a path inside a training run directory, unless
+/// `force` (a directory is refused even then). Creates nothing.
+pub fn claim_file(path: &Path, force: bool) -> Result<(), Error> {
+    let refuse = |why: String| Error::Exists {
+        path: path.to_path_buf(),
+        why,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return Err(Error::Usage(format!(
+                "{}: is a directory; give a file name",
+                path.display()
+            )))
+        }
+        Ok(_) if !force => return Err(refuse("exists".into())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::read(path, e)),
+    }
+    if !force {
+        if let Some(run) = enclosing_run(path.parent().unwrap_or(Path::new(""))) {
+            return Err(refuse(format!(
+                "inside the training run directory {}",
+                run.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Claims the output directory `dir` for `command` (`"eval"`, `"data synth-memristor"`; see the
+/// [module documentation](self)): creates it if absent, refuses a non-empty directory that is
+/// not a previous output of `command`, or one inside a training run directory, unless `force`;
+/// marks a directory it created or found empty with [`OUTPUT_MARKER`].
+pub fn claim_dir(dir: &Path, command: &str, force: bool) -> Result<(), Error> {
+    let refuse = |why: String| Error::Exists {
+        path: dir.to_path_buf(),
+        why,
+    };
+    let tag = format!("odeflash {command}");
+    let fresh = match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::Usage(format!(
+                "{}: exists and is not a directory",
+                dir.display()
+            )))
+        }
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(dir).map_err(|e| Error::read(dir, e))?;
+            entries.next().is_none()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(Error::read(dir, e)),
+    };
+    if !force {
+        if let Some(run) = enclosing_run(dir) {
+            let why = if std::path::absolute(dir).is_ok_and(|d| d == run) {
+                "is a training run directory".to_string()
+            } else {
+                format!("inside the training run directory {}", run.display())
+            };
+            return Err(refuse(why));
+        }
+        if !fresh {
+            let marker = dir.join(OUTPUT_MARKER);
+            match std::fs::read_to_string(&marker) {
+                Ok(text) if text.lines().next().map(str::trim) == Some(tag.as_str()) => {}
+                Ok(text) => {
+                    let owner = text.lines().next().unwrap_or("").trim().to_string();
+                    return Err(refuse(format!(
+                        "holds the output of `{owner}`, not of `{tag}`"
+                    )));
+                }
+                Err(_) => {
+                    return Err(refuse(
+                        "is not empty and was not written by this command".into(),
+                    ))
+                }
+            }
+        }
+    }
+    if fresh {
+        std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+        let text = format!(
+            "{tag}\n# odeflash replaces its files here when the same command is run again.\n"
+        );
+        write_atomic(&dir.join(OUTPUT_MARKER), text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The training run directory `dir` is or lies in, if any (checked on the absolute path).
+fn enclosing_run(dir: &Path) -> Option<PathBuf> {
+    let abs = std::path::absolute(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    })
+    .ok()?;
+    abs.ancestors()
+        .find(|d| is_run_dir(d))
+        .map(Path::to_path_buf)
+}
+
+/// Whether `dir` holds a training run (see [`RUN_FILES`]).
+fn is_run_dir(dir: &Path) -> bool {
+    RUN_FILES.iter().any(|f| dir.join(f).is_file())
+        || (dir.join("config.toml").is_file() && RUN_METRICS.iter().any(|f| dir.join(f).is_file()))
 }
 
 /// Reads a model file and checks that it decodes.
@@ -204,4 +345,60 @@ pub fn read_text(path: &Path, what: &str) -> Result<String, Error> {
             path.display()
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(r: Result<(), Error>) -> bool {
+        matches!(r, Err(Error::Exists { .. }))
+    }
+
+    #[test]
+    fn a_directory_is_the_commands_own_only_by_its_marker() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("out");
+        claim_dir(&out, "eval", false).unwrap();
+        let marker = std::fs::read_to_string(out.join(OUTPUT_MARKER)).unwrap();
+        assert!(marker.starts_with("odeflash eval\n"), "{marker}");
+        std::fs::write(out.join("report.md"), "x").unwrap();
+        claim_dir(&out, "eval", false).unwrap();
+        assert!(refused(claim_dir(&out, "baseline", false)));
+        // A foreign directory: refused, and --force writes there without marking it.
+        let foreign = root.path().join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        std::fs::write(foreign.join("notes.txt"), "x").unwrap();
+        assert!(refused(claim_dir(&foreign, "eval", false)));
+        claim_dir(&foreign, "eval", true).unwrap();
+        assert!(!foreign.join(OUTPUT_MARKER).exists());
+        assert!(foreign.join("notes.txt").exists());
+        // A path that is a file is never a directory, --force or not.
+        assert!(matches!(
+            claim_dir(&foreign.join("notes.txt"), "eval", true),
+            Err(Error::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn files_inside_a_run_directory_or_existing_need_force() {
+        let root = tempfile::tempdir().unwrap();
+        let run = root.path().join("run");
+        std::fs::create_dir_all(run.join("snapshots")).unwrap();
+        std::fs::write(run.join("config.toml"), "").unwrap();
+        // config.toml alone is a user's file, not a run.
+        claim_file(&run.join("m.ofm"), false).unwrap();
+        std::fs::write(run.join("metrics.csv"), "").unwrap();
+        assert!(refused(claim_file(&run.join("m.ofm"), false)));
+        assert!(refused(claim_file(&run.join("snapshots/m.ofm"), false)));
+        assert!(refused(claim_dir(&run, "eval", false)));
+        assert!(refused(claim_dir(&run.join("report"), "eval", false)));
+        assert!(!run.join("report").exists());
+        claim_file(&run.join("m.ofm"), true).unwrap();
+        let existing = root.path().join("a.csv");
+        claim_file(&existing, false).unwrap();
+        std::fs::write(&existing, "x").unwrap();
+        assert!(refused(claim_file(&existing, false)));
+        claim_file(&existing, true).unwrap();
+    }
 }

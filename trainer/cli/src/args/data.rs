@@ -1,4 +1,5 @@
-//! Arguments of `odeflash data synth-oscillator` and `odeflash data synth-memristor`.
+//! Arguments of `odeflash data synth-oscillator`, `odeflash data synth-memristor` and
+//! `odeflash data check`.
 
 use std::path::PathBuf;
 
@@ -13,6 +14,10 @@ pub struct SynthOscillatorArgs {
     /// Output directory (gets `train/` and `validation/`).
     #[arg(long)]
     pub out: PathBuf,
+    /// Overwrite existing outputs odeflash did not write, or inside a training run directory
+    /// (never deletes other files; see the README).
+    #[arg(long)]
+    pub force: bool,
     /// Training trajectories.
     #[arg(long, default_value_t = 8, value_parser = checked::<usize>(|n| in_range(n, 1, 100_000)))]
     pub train: usize,
@@ -36,6 +41,10 @@ pub struct SynthMemristorArgs {
     /// Output directory (gets one CSV per trajectory and `manifest.toml`).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Overwrite existing outputs odeflash did not write, or inside a training run directory
+    /// (never deletes other files; see the README).
+    #[arg(long)]
+    pub force: bool,
     /// Recorded supply periods per trajectory.
     #[arg(long, default_value_t = 100, value_parser = checked::<usize>(|n| in_range(n, 1, 1_000_000)))]
     pub periods: usize,
@@ -45,4 +54,16 @@ pub struct SynthMemristorArgs {
     /// Seed of the DAQ noise and the threshold drift.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// `odeflash data check`.
+#[derive(Debug, Args)]
+pub struct DataCheckArgs {
+    /// Rig dataset directory (with `manifest.toml`).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Periods at the start of each record left out of validation losses, as `train memristor
+    /// --warmup-periods` takes them.
+    #[arg(long, default_value_t = 1.0, value_name = "N")]
+    pub warmup_periods: f64,
 }

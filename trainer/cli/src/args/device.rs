@@ -93,6 +93,10 @@ pub struct DeviceCheckArgs {
     /// Also write the report as JSON to this file (replaced atomically).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Overwrite existing outputs odeflash did not write, or inside a training run directory
+    /// (never deletes other files; see the README).
+    #[arg(long)]
+    pub force: bool,
     /// Core clock for the real-time sample rate, MHz [default: 168 for mps2-an386, 16 for
     /// microbit].
     #[arg(long, value_name = "F", value_parser = super::checked::<f64>(odeflash_training::config::rules::positive))]

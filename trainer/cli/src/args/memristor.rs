@@ -26,6 +26,10 @@ pub struct BaselineArgs {
     /// Output directory (gets `fit.json` and plots).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Overwrite existing outputs odeflash did not write, or inside a training run directory
+    /// (never deletes other files; see the README).
+    #[arg(long)]
+    pub force: bool,
     /// Seed of the differential evolution.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -85,6 +89,10 @@ pub struct EvalArgs {
     /// Report directory (gets `report.md`, `report.json` and the figures).
     #[arg(long, value_name = "REPORT_DIR")]
     pub out: PathBuf,
+    /// Overwrite existing outputs odeflash did not write, or inside a training run directory
+    /// (never deletes other files; see the README).
+    #[arg(long)]
+    pub force: bool,
     /// Supply periods every model simulates before the scored samples, so that its unknown
     /// initial state settles.
     #[arg(long, default_value_t = 1.0, value_name = "N", value_parser = checked::<f64>(rules::non_negative))]

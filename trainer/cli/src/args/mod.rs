@@ -14,7 +14,7 @@ mod model;
 mod stiff;
 mod train;
 
-pub use data::{SynthMemristorArgs, SynthOscillatorArgs};
+pub use data::{DataCheckArgs, SynthMemristorArgs, SynthOscillatorArgs};
 pub use device::{DeviceCheckArgs, MachineArg, Sine};
 pub use memristor::{parse_integrator, BaselineArgs, BaselineKindArg, EvalArgs};
 pub use model::{ExportArgs, ImportArgs, InspectArgs, SimulateArgs};
@@ -90,6 +90,9 @@ pub enum DataCommand {
     /// A realistic "measured" memristor data set on the paper's grid, from a device outside every
     /// fitted model family (see docs/synthetic-memristor.md).
     SynthMemristor(SynthMemristorArgs),
+    /// Loads a rig dataset (`DIR/manifest.toml` and its CSVs) exactly as `train memristor` does
+    /// and prints a summary per record: check rig records before a long fit.
+    Check(DataCheckArgs),
 }
 
 /// Fixed-step solvers, by their CLI names.

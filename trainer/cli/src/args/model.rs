@@ -17,6 +17,10 @@ pub struct InspectArgs {
     /// With `--json`: write to this file instead of standard output.
     #[arg(long, requires = "json", value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Overwrite existing outputs odeflash did not write, or inside a training run directory
+    /// (never deletes other files; see the README).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `odeflash import`.
@@ -27,6 +31,10 @@ pub struct ImportArgs {
     /// Model file to write (replaced atomically).
     #[arg(long, value_name = "MODEL")]
     pub out: PathBuf,
+    /// Overwrite existing outputs odeflash did not write, or inside a training run directory
+    /// (never deletes other files; see the README).
+    #[arg(long)]
+    pub force: bool,
     /// Weight storage [default: int8 if the spec carries int8 scales, else f32].
     #[arg(long, value_enum)]
     pub quant: Option<QuantArg>,
@@ -48,6 +56,10 @@ pub struct SimulateArgs {
     /// file name.
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
+    /// Overwrite existing outputs odeflash did not write, or inside a training run directory
+    /// (never deletes other files; see the README).
+    #[arg(long)]
+    pub force: bool,
     /// `--solver` and `--substeps`.
     #[command(flatten)]
     pub solver_args: SolverArgs,
@@ -78,6 +90,10 @@ pub struct ExportArgs {
     /// Model file to write.
     #[arg(long, value_name = "MODEL")]
     pub out: PathBuf,
+    /// Overwrite existing outputs odeflash did not write, or inside a training run directory
+    /// (never deletes other files; see the README).
+    #[arg(long)]
+    pub force: bool,
     /// Largest accepted deviation of the exported model from the trained one, as a fraction of
     /// each measured channel's standard deviation (default 1e-3 for f32, 5e-2 for int8).
     #[arg(long, value_parser = super::checked::<f64>(odeflash_training::config::rules::positive))]

@@ -52,6 +52,10 @@ pub struct SolveArgs {
     /// Output CSV (`t,y1,...`), replaced atomically.
     #[arg(long, value_name = "CSV")]
     pub out: PathBuf,
+    /// Overwrite existing outputs odeflash did not write, or inside a training run directory
+    /// (never deletes other files; see the README).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Settings shared by both commands.
@@ -104,6 +108,10 @@ pub struct StiffCommon {
     /// Output directory (created).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Overwrite existing outputs odeflash did not write, or inside a training run directory
+    /// (never deletes other files; see the README).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `odeflash stiff-train`.

@@ -9,7 +9,7 @@ use odeflash_runtime::Solver;
 use crate::args::DeviceCheckArgs;
 use crate::Error;
 use odeflash_device::check::{check, CheckOptions, Drive, DEFAULT_SINE_RATE, DEFAULT_SINE_SAMPLES};
-use odeflash_reference::files::write_atomic;
+use odeflash_reference::files::{claim_file, write_atomic};
 
 impl DeviceCheckArgs {
     /// The check these arguments ask for.
@@ -46,6 +46,9 @@ impl DeviceCheckArgs {
 /// Runs the command: the text report to `out`, the JSON to `--json`; fails (after reporting)
 /// when a check failed.
 pub fn run(args: &DeviceCheckArgs, out: &mut dyn Write) -> Result<(), Error> {
+    if let Some(path) = &args.json {
+        claim_file(path, args.force)?;
+    }
     let report = check(&args.options()?)?;
     out.write_all(report.to_text().as_bytes())
         .map_err(Error::Stdout)?;

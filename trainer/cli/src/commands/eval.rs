@@ -32,7 +32,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
     check_scored_samples(args, &ds, &scored)?;
     let plotted = plotted(args, &ds)?;
     let cands = load_candidates(args, &ds)?;
-    create_out_dir(&args.out)?;
+    odeflash_reference::files::claim_dir(&args.out, "eval", args.force)?;
 
     let order = ev::table_order(&ds);
     let (models, responses) = score(&cands, &ds, &order, (&warmup, &host), &scored)?;
@@ -154,17 +154,6 @@ fn load_candidates(args: &EvalArgs, ds: &MemristorDataset) -> Result<Vec<Candida
         .collect::<Result<_, _>>()?;
     ev::assign_labels(&mut cands);
     Ok(cands)
-}
-
-/// Creates the report directory (`--out`), refusing a file there.
-fn create_out_dir(dir: &Path) -> Result<(), Error> {
-    match std::fs::metadata(dir) {
-        Ok(m) if !m.is_dir() => Err(Error::Usage(format!(
-            "--out {}: exists and is not a directory",
-            dir.display()
-        ))),
-        _ => std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e)),
-    }
 }
 
 /// Simulates and scores every model on every trajectory: the models' reports (scores in table

@@ -9,6 +9,7 @@ use crate::Error;
 
 /// `odeflash export`.
 pub fn run(args: &ExportArgs, out: &mut dyn Write) -> Result<(), Error> {
+    odeflash_reference::files::claim_file(&args.out, args.force)?;
     let opts = ExportOptions {
         out: args.out.clone(),
         quant: args.quant.into(),

@@ -7,10 +7,11 @@ use odeflash_runtime::FORMAT_VERSION;
 
 use crate::args::ImportArgs;
 use crate::Error;
-use odeflash_reference::files::write_atomic;
+use odeflash_reference::files::{claim_file, write_atomic};
 
 /// Runs the command.
 pub fn run(args: &ImportArgs, out: &mut dyn Write) -> Result<(), Error> {
+    claim_file(&args.out, args.force)?;
     let text = odeflash_reference::files::read_limited(
         &args.spec,
         odeflash_reference::files::MAX_TEXT_FILE,

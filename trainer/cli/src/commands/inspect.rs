@@ -10,7 +10,7 @@ use odeflash_runtime::{
 
 use crate::args::InspectArgs;
 use crate::Error;
-use odeflash_reference::files::{decode, read_model, write_atomic};
+use odeflash_reference::files::{claim_file, decode, read_model, write_atomic};
 
 /// The solver and sub-steps the cost summary assumes (the `simulate` defaults).
 pub const DEFAULT_SOLVER: Solver = Solver::Rk4;
@@ -24,7 +24,10 @@ pub fn run(args: &InspectArgs, out: &mut dyn Write) -> Result<(), Error> {
         let mut json = serde_json::to_string_pretty(&spec).map_err(Error::Serialize)?;
         json.push('\n');
         match &args.out {
-            Some(path) => write_atomic(path, json.as_bytes()),
+            Some(path) => {
+                claim_file(path, args.force)?;
+                write_atomic(path, json.as_bytes())
+            }
             None => out.write_all(json.as_bytes()).map_err(Error::Stdout),
         }
     } else {

@@ -1,15 +1,18 @@
-//! The memristor commands: `odeflash data synth-memristor` and `odeflash baseline mms|gmms`.
+//! The memristor commands: `odeflash data synth-memristor`, `odeflash data check` and
+//! `odeflash baseline mms|gmms`.
 
 use std::io::Write;
 
-use crate::args::{BaselineArgs, SynthMemristorArgs};
+use crate::args::{BaselineArgs, DataCheckArgs, SynthMemristorArgs};
 use crate::Error;
+use odeflash_reference::files::claim_dir;
 use odeflash_reference::memristor::baseline::{self, BaselineKind, FitConfig, SimOptions};
-use odeflash_reference::memristor::data::MemristorDataset;
+use odeflash_reference::memristor::data::{training_view, MemristorDataset};
 use odeflash_reference::memristor::synth;
 
 /// Runs `synth-memristor`.
 pub fn run_synth(args: &SynthMemristorArgs, out: &mut dyn Write) -> Result<(), Error> {
+    claim_dir(&args.out, "data synth-memristor", args.force)?;
     let report =
         synth::write_synthetic(&args.out, args.periods, args.samples_per_period, args.seed)?;
     writeln!(
@@ -22,6 +25,69 @@ pub fn run_synth(args: &SynthMemristorArgs, out: &mut dyn Write) -> Result<(), E
         report.seconds
     )
     .map_err(Error::Stdout)
+}
+
+/// Runs `data check`: loads the dataset through [`training_view`], as `train memristor` does,
+/// and prints one line per record.
+pub fn run_check(args: &DataCheckArgs, out: &mut dyn Write) -> Result<(), Error> {
+    if !(args.warmup_periods >= 0.0 && args.warmup_periods.is_finite()) {
+        return Err(Error::Usage(format!(
+            "--warmup-periods {}: must be a number of periods >= 0",
+            args.warmup_periods
+        )));
+    }
+    let (ds, view) = training_view(&args.data, args.warmup_periods)?;
+    let w = |e| Error::Stdout(e);
+    writeln!(
+        out,
+        "{}: {} trajectories ({} train, {} validation)",
+        args.data.join("manifest.toml").display(),
+        ds.trajectories.len(),
+        view.train.len(),
+        view.validation.len()
+    )
+    .map_err(w)?;
+    writeln!(
+        out,
+        "  {:<24} {:<10} {:>6} {:>8} {:>9} {:>8} {:>10} {:>8} {:<12} {:>9} {:>9}",
+        "file",
+        "split",
+        "A (V)",
+        "f (Hz)",
+        "R_s (ohm)",
+        "samples",
+        "dt (s)",
+        "periods",
+        "measured",
+        "max |v|",
+        "max |i|"
+    )
+    .map_err(w)?;
+    let peak = |x: &[f32]| x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for t in &ds.trajectories {
+        let measured = match (t.measured.voltage(), t.measured.current()) {
+            (true, true) => "v, i",
+            (true, false) => "v (i derived)",
+            _ => "i (v derived)",
+        };
+        writeln!(
+            out,
+            "  {:<24} {:<10} {:>6} {:>8} {:>9} {:>8} {:>10.3e} {:>8.2} {:<12} {:>9.3e} {:>9.3e}",
+            t.name,
+            t.split.as_str(),
+            t.amplitude,
+            t.frequency,
+            t.r_s,
+            t.len(),
+            t.dt,
+            t.len() as f64 / t.samples_per_period(),
+            measured,
+            peak(&t.v),
+            peak(&t.i)
+        )
+        .map_err(w)?;
+    }
+    Ok(())
 }
 
 /// Runs `baseline`.
@@ -40,7 +106,7 @@ pub fn run_baseline(args: &BaselineArgs, out: &mut dyn Write) -> Result<(), Erro
         integrator: args.integrator,
     };
     config.threads = args.threads;
-    std::fs::create_dir_all(&args.out).map_err(|e| Error::write(&args.out, e))?;
+    claim_dir(&args.out, "baseline", args.force)?;
     let report = baseline::fit(&dataset, &config, out)?;
     let path = args.out.join("fit.json");
     report.save(&path)?;

@@ -10,7 +10,7 @@ use odeflash_runtime::{Model, SimConfig, SimError, Simulator, Solver};
 
 use crate::args::SimulateArgs;
 use crate::Error;
-use odeflash_reference::files::{decode, read_model, write_atomic};
+use odeflash_reference::files::{claim_dir, claim_file, decode, read_model, write_atomic};
 use odeflash_reference::stimulus::Stimulus;
 
 /// Largest current magnitude of a trajectory, amperes.
@@ -70,7 +70,11 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<(), Error> {
     };
 
     if stimuli.len() > 1 {
-        std::fs::create_dir_all(&args.out).map_err(|e| Error::write(&args.out, e))?;
+        claim_dir(&args.out, "simulate", args.force)?;
+    } else {
+        for path in &outputs {
+            claim_file(path, args.force)?;
+        }
     }
     let n = model.n_states();
     for ((stim, traj), path) in stimuli.iter().zip(&trajectories).zip(&outputs) {

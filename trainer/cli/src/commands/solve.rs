@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::args::SolveArgs;
 use crate::Error;
-use odeflash_reference::files::write_atomic;
+use odeflash_reference::files::{claim_file, write_atomic};
 use odeflash_reference::stiff::{
     problem, solve_adaptive, solve_fixed, FixedMethod, Options, PROBLEMS,
 };
@@ -34,6 +34,7 @@ const MAX_OUTPUTS: usize = 10_000_000;
 
 /// Runs the command.
 pub fn run(args: &SolveArgs, out: &mut dyn Write) -> Result<(), Error> {
+    claim_file(&args.out, args.force)?;
     let prob = problem(&args.problem).ok_or_else(|| {
         usage(format!(
             "--problem: unknown problem `{}` (known: {})",

@@ -16,19 +16,12 @@ use self::rollout::rollout_text;
 use self::train::{outcome_text, run_one, stepper_for, RunResult};
 use crate::args::{StiffExperimentArgs, StiffTrainArgs};
 use crate::Error;
-use odeflash_reference::files::write_atomic;
+use odeflash_reference::files::{claim_dir, write_atomic};
 use odeflash_reference::plot::{plot_series_with, PlotOptions, Series};
 use odeflash_training::poly::expand::format_coef;
 
 fn write_text(path: &Path, text: &str) -> Result<(), Error> {
     write_atomic(path, text.as_bytes())
-}
-
-fn create_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
-        path: dir.to_path_buf(),
-        source,
-    })
 }
 
 fn loss_plot(path: &Path, runs: &[&RunResult]) -> Result<(), Error> {
@@ -89,7 +82,7 @@ fn markdown(case: &Case, results: &[RunResult]) -> String {
 pub fn run_train(args: &StiffTrainArgs, out: &mut dyn Write) -> Result<(), Error> {
     let c = &args.common;
     let case = case(&c.problem, args.points, c.t_end(), c.t_first)?;
-    create_dir(&c.out)?;
+    claim_dir(&c.out, "stiff-train", c.force)?;
     let r = run_one(&case, &args.method, c, out)?;
     writeln!(
         out,
@@ -139,7 +132,7 @@ pub fn run_train(args: &StiffTrainArgs, out: &mut dyn Write) -> Result<(), Error
 /// `odeflash stiff-experiment`.
 pub fn run_experiment(args: &StiffExperimentArgs, out: &mut dyn Write) -> Result<(), Error> {
     let c = &args.common;
-    create_dir(&c.out)?;
+    claim_dir(&c.out, "stiff-experiment", c.force)?;
     for m in &args.methods {
         stepper_for(m)?;
     }

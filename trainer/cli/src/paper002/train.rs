@@ -238,6 +238,7 @@ mod tests {
             scale_states: None,
             t_first: None,
             out: PathBuf::new(),
+            force: false,
         }
     }
 
