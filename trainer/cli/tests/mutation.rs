@@ -1,6 +1,6 @@
 //! The CLI mutation test: runs the `odeflash` binary a few thousand times on randomly corrupted
 //! inputs (a model file, its JSON spec, a stimulus CSV, a rig dataset's `manifest.toml` and CSVs,
-//! an experiment config) and checks three oracles on every run:
+//! an experiment config, a run's checkpoint and config) and checks three oracles on every run:
 //!
 //! 1. no panic (exit code 101, `panicked` on stderr), no signal, no hang (a per-run timeout);
 //! 2. every failure exits 1 with `error: ...` naming the corrupted file;
@@ -14,8 +14,9 @@
 //! about 30 s on two cores, release build).
 //!
 //! Another input gets a category by adding one [`Target`] in [`targets`]: the file, its kind,
-//! the command that reads it and a number of cases (a run's `checkpoint.json`, once it has a
-//! checksum, is one such `Kind::Json` target with `odeflash train ... --resume`).
+//! the command that reads it and a number of cases. A run's `checkpoint.json` and `config.toml`
+//! are two such targets, read by `odeflash train ... --resume`; every change to a checkpoint
+//! before its closing brace is surely invalid (its checksum).
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -31,23 +32,6 @@ use odeflash_runtime::spec::Quant;
 
 /// A run taking longer than this is a hang.
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Failures the test reports but does not count yet: input validation that another branch adds
-/// (CSV header bounds, manifest path containment, non-regular files, time-step tolerance,
-/// manifest frequency/amplitude checks, config numeric validation). Each entry is a category,
-/// the failed oracle's name and a piece of the command's stderr. Remove the entries once that
-/// branch is merged; the test then fails if they still happen.
-const EXPECTED_FOR_NOW: &[(&str, &str, &str)] = &[
-    // Config numeric validation: `optimizer.eps = 0` or `loss.gamma = 0` pass the checks, and the
-    // first epoch ends in a NaN loss whose error names neither the file nor the field.
-    // Reproduce: ODEFLASH_MUTATION_REPLAY=config:0x5b0926a2aaf25dad (eps) or
-    // config:0x9c602b44bfd93209 (gamma).
-    (
-        "config",
-        "error does not name the file",
-        "the training loss became NaN",
-    ),
-];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -164,6 +148,26 @@ fn targets() -> Vec<Target> {
             },
             cases: 120,
         },
+        Target {
+            category: "checkpoint",
+            kind: Kind::Json,
+            file: "run/checkpoint.json",
+            args: |w, _| {
+                restore_run(w, Some("checkpoint.json"));
+                resume_args(w)
+            },
+            cases: 300,
+        },
+        Target {
+            category: "run-config",
+            kind: Kind::Toml,
+            file: "run/config.toml",
+            args: |w, _| {
+                restore_run(w, Some("config.toml"));
+                resume_args(w)
+            },
+            cases: 100,
+        },
     ]
 }
 
@@ -232,7 +236,40 @@ fn fixture(dir: &Path) {
         &"--quiet",
     ]);
     std::fs::copy(run.join("config.toml"), dir.join("config.toml")).unwrap();
-    std::fs::remove_dir_all(&run).unwrap();
+    copy_dir(&run, &dir.join("run-pristine"));
+}
+
+/// Puts the fixture's run back as training left it (a resume that went through moved it an
+/// epoch on), all but the file `except` (the one a case corrupted).
+fn restore_run(w: &Path, except: Option<&str>) {
+    for e in std::fs::read_dir(w.join("run-pristine")).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() && Some(e.file_name().to_str().unwrap()) != except {
+            std::fs::copy(e.path(), w.join("run").join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// `train memristor --resume` of the fixture's run, one epoch further, on the data its
+/// `job.json` names (the fixture's: a worker's copy is another path).
+fn resume_args(w: &Path) -> Vec<OsString> {
+    let job: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.join("run-pristine/job.json")).unwrap()).unwrap();
+    let data = job["data"].as_str().unwrap().to_string();
+    os(&[
+        &"train",
+        &"memristor",
+        &"--data",
+        &data,
+        &"--model",
+        &"single",
+        &"--epochs",
+        &"2",
+        &"--out",
+        &w.join("run"),
+        &"--resume",
+        &"--quiet",
+    ])
 }
 
 /// A number in a mutated cell or value; `DIGITS` is 5,000 nines (beyond f64: parses as inf).
@@ -594,6 +631,11 @@ fn must_fail(t: &Target, m: &Mutation, original: &[u8], mutated: &[u8]) -> Optio
     if mutated == original {
         return None;
     }
+    if t.category == "checkpoint" {
+        // The checksum covers every byte up to the closing brace.
+        return (mutated.trim_ascii_end() != original.trim_ascii_end())
+            .then_some("a checkpoint changed after its checksum was written");
+    }
     let ls = lines(original);
     let csv_header = ls.iter().position(|l| !is_comment(l) && !is_blank(l));
     let is_data = |k: usize| Some(k) > csv_header && !is_comment(ls[k]) && !is_blank(ls[k]);
@@ -898,6 +940,7 @@ fn corrupted_inputs_never_panic_or_pass_silently() {
             std::fs::read_to_string(&err).unwrap_or_default()
         );
     }
+    restore_run(&base, None);
     let originals: Vec<Vec<u8>> = targets
         .iter()
         .map(|t| std::fs::read(base.join(t.file)).unwrap())
@@ -930,17 +973,11 @@ fn corrupted_inputs_never_panic_or_pass_silently() {
         }
     });
     let failures = failures.into_inner().unwrap();
-    let (expected, unexpected): (Vec<&Failure>, Vec<&Failure>) = failures.iter().partition(|f| {
-        EXPECTED_FOR_NOW.iter().any(|(cat, oracle, stderr)| {
-            f.category == *cat && f.oracle == *oracle && f.detail.contains(stderr)
-        })
-    });
     println!(
-        "{} runs in {:.1} s on {workers} workers: {} failures, {} of them expected for now",
+        "{} runs in {:.1} s on {workers} workers: {} failures",
         cases.len(),
         started.elapsed().as_secs_f64(),
         failures.len(),
-        expected.len()
     );
     for (t, n) in targets.iter().zip(tallies.into_inner().unwrap()) {
         println!(
@@ -952,15 +989,10 @@ fn corrupted_inputs_never_panic_or_pass_silently() {
             n.known_invalid
         );
     }
-    for f in expected.iter().chain(&unexpected) {
+    for f in &failures {
         println!(
-            "{} {}: {} [{}]: {}\n  replay: ODEFLASH_MUTATION_REPLAY={}:{:#x} cargo test --release \
+            "FAIL {}: {} [{}]: {}\n  replay: ODEFLASH_MUTATION_REPLAY={}:{:#x} cargo test --release \
              -p odeflash-cli --test mutation -- --nocapture",
-            if unexpected.iter().any(|u| std::ptr::eq(*u, *f)) {
-                "FAIL"
-            } else {
-                "expected"
-            },
             f.category,
             f.mutation,
             f.oracle,
@@ -974,9 +1006,5 @@ fn corrupted_inputs_never_panic_or_pass_silently() {
             f.seed
         );
     }
-    assert!(
-        unexpected.is_empty(),
-        "{} unexpected failures (above)",
-        unexpected.len()
-    );
+    assert!(failures.is_empty(), "{} failures (above)", failures.len());
 }

@@ -209,6 +209,21 @@ fn config_files_layer_over_the_preset_and_are_checked() {
         .arg(&file)
         .output()
         .unwrap());
+    // A run's config.toml holds what the run used, and serves as an experiment file.
+    assert!(!config(&preset).contains_key("net") && !config(&preset).contains_key("states"));
+    let again = tmp.path().join("again");
+    ok(train(&data, &again, &["--config"])
+        .arg(preset.join("config.toml"))
+        .output()
+        .unwrap());
+    assert_eq!(config(&again), config(&preset));
+    // ... as does one from before such sections were left out: they stand at their defaults.
+    let old_style = tmp.path().join("old.toml");
+    std::fs::write(&old_style, "states = 0\n[train]\nepochs = 1\n").unwrap();
+    ok(train(&data, &tmp.path().join("old"), &["--config"])
+        .arg(&old_style)
+        .output()
+        .unwrap());
     let (mut a, b) = (config(&preset), config(&layered));
     a.get_mut("optimizer")
         .and_then(toml::Value::as_table_mut)

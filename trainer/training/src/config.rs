@@ -294,13 +294,22 @@ impl Experiment {
         if !tunes_optimizer {
             let _: Experiment = toml::from_str(text).map_err(|e| experiment_error(path, e))?;
         }
-        if let Some(section) = unused.iter().find(|s| overlay.contains_key(**s)) {
-            return Err(Invalid::new(
-                section,
-                "this command does not use it (the model's preset and command-line options \
-                 choose it); remove it from the file",
-            )
-            .in_file(path, text));
+        // A section the command does not use may stand at its defaults (a run's resolved
+        // config from before such sections were left out); anything else would be ignored.
+        let defaults = toml::Table::try_from(Experiment::default()).unwrap_or_default();
+        let mut overlay = overlay;
+        for section in unused {
+            match overlay.remove(*section) {
+                Some(v) if Some(&v) != defaults.get(*section) => {
+                    return Err(Invalid::new(
+                        section,
+                        "this command does not use it (the model's preset and command-line \
+                         options choose it); remove it from the file",
+                    )
+                    .in_file(path, text))
+                }
+                _ => {}
+            }
         }
         let mut merged = toml::Table::try_from(self).map_err(|e| Error::Input(e.to_string()))?;
         merge(&mut merged, overlay);
@@ -312,6 +321,16 @@ impl Experiment {
     /// The resolved file as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The resolved file as TOML without the sections a command does not use, so that a run's
+    /// `config.toml` shows only what the run used.
+    pub fn to_toml_without(&self, unused: &[&str]) -> String {
+        let mut table = toml::Table::try_from(self).unwrap_or_default();
+        for section in unused {
+            table.remove(*section);
+        }
+        toml::to_string_pretty(&table).unwrap_or_default()
     }
 
     /// Checks everything that TOML types cannot.

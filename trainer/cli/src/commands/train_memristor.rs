@@ -116,7 +116,7 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
             None => None,
         };
         exp.validate()?;
-        let dir = RunDir::create(&c.out, &exp.to_toml())?;
+        let dir = RunDir::create(&c.out, &exp.to_toml_without(&UNUSED_SECTIONS))?;
         if let Some((path, ck)) = init {
             ck.save_as(&path)?;
         }

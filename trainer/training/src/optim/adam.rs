@@ -86,7 +86,7 @@ impl AdamWConfig {
 fn validate(name: &'static str, b1: f64, b2: f64, eps: f64, wd: f64) -> Result<(), OptimError> {
     check::beta(name, "beta1", b1)?;
     check::beta(name, "beta2", b2)?;
-    check::non_negative(name, "eps", eps)?;
+    check::positive(name, "eps", eps)?;
     check::non_negative(name, "weight_decay", wd)
 }
 

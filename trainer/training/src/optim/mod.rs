@@ -276,6 +276,24 @@ pub(crate) mod check {
         }
     }
 
+    /// `value > 0` and finite: a denominator's guard (`eps`), where 0 divides a zero gradient
+    /// by zero.
+    pub(crate) fn positive(
+        optimizer: &'static str,
+        name: &str,
+        value: f64,
+    ) -> Result<(), OptimError> {
+        if value.is_finite() && value > 0.0 {
+            Ok(())
+        } else {
+            Err(err(
+                optimizer,
+                name,
+                format!("{name} must be finite and above 0, got {value}"),
+            ))
+        }
+    }
+
     /// A free-form condition on the setting `field`.
     pub(crate) fn require(
         optimizer: &'static str,

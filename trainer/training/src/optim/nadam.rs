@@ -50,7 +50,7 @@ impl NadamConfig {
     pub fn validate(&self) -> Result<(), OptimError> {
         check::beta(NAME, "beta1", self.beta1)?;
         check::beta(NAME, "beta2", self.beta2)?;
-        check::non_negative(NAME, "eps", self.eps)?;
+        check::positive(NAME, "eps", self.eps)?;
         check::non_negative(NAME, "weight_decay", self.weight_decay)?;
         check::non_negative(NAME, "momentum_decay", self.momentum_decay)
     }

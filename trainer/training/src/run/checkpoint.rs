@@ -109,10 +109,12 @@ impl Checkpoint {
 
     /// Reads a checkpoint file; errors name it.
     pub fn load_file(path: &Path) -> Result<Checkpoint, RunError> {
-        let bytes = odeflash_reference::files::read_limited(path, MAX_FILE, "checkpoint")
-            .map_err(|e| match e {
-                crate::Error::Read { path, source } => RunError::Read { path, source },
-                other => RunError::File(other),
+        let bytes =
+            odeflash_reference::files::read_limited(path, MAX_FILE, "checkpoint").map_err(|e| {
+                match e {
+                    crate::Error::Read { path, source } => RunError::Read { path, source },
+                    other => RunError::File(other),
+                }
             })?;
         let json_err = |source| RunError::CheckpointJson {
             path: path.to_path_buf(),
