@@ -300,6 +300,16 @@ fn flags_and_warmups_out_of_range() {
         "{err}"
     );
     assert!(!run.exists());
+
+    // A directory of the user's own is not a run directory.
+    std::fs::create_dir(&run).unwrap();
+    std::fs::write(run.join("config.toml"), "[train]\nlr = 0.1\n").unwrap();
+    let err = fails(&mut train(&data, &run, &["--epochs", "1"]));
+    assert!(err.contains("holds no interrupted odeflash run (config.toml)"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(run.join("config.toml")).unwrap(),
+        "[train]\nlr = 0.1\n"
+    );
 }
 
 /// `export` of a run that has no checkpoint says so (it is not a resume), and `--tolerance nan`

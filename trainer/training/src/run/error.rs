@@ -101,6 +101,18 @@ pub enum RunError {
         /// The holder's process id, when it had written it.
         pid: Option<u32>,
     },
+    /// A new run's directory holds files that no run wrote.
+    #[error(
+        "{} is not empty and holds no interrupted odeflash run ({found}); train into a new or \
+         empty directory, so that nothing in it is overwritten",
+        dir.display()
+    )]
+    Foreign {
+        /// The directory.
+        dir: PathBuf,
+        /// A few of the files found.
+        found: String,
+    },
     /// A run was to be read (exported) but it has no checkpoint yet.
     #[error(
         "{} holds no trained model: {} does not exist; train it first (`odeflash train ... \

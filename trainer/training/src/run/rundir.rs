@@ -40,9 +40,9 @@ impl RunDir {
     /// `config_toml`, the resolved configuration as TOML text (checked to parse).
     ///
     /// Refuses a directory that already holds a run (`checkpoint.json` or `best.json`): resume it
-    /// with [`RunDir::open_resume`], or choose another directory. A directory with other files,
-    /// or with the `config.toml` and metrics of a run killed before its first checkpoint, is
-    /// reused; those files are replaced.
+    /// with [`RunDir::open_resume`], or choose another directory. Refuses a non-empty directory
+    /// that holds anything but a run killed before its first checkpoint (whose files are
+    /// replaced): a user's files are never overwritten.
     pub fn create(path: impl AsRef<Path>, config_toml: &str) -> Result<RunDir, RunError> {
         let path = path.as_ref();
         let config_path = path.join(Self::CONFIG);
@@ -58,7 +58,7 @@ impl RunDir {
                     path: path.to_path_buf(),
                 })
             }
-            Ok(_) => {}
+            Ok(_) => refuse_foreign_files(path)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(RunError::read(path, e)),
         }
@@ -214,6 +214,55 @@ fn check_trained(
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(missing(path, path.to_path_buf())),
         Err(e) => Err(RunError::read(path, e)),
     }
+}
+
+/// What a run writes.
+const RUN_FILES: [&str; 10] = [
+    RunDir::CONFIG,
+    RunDir::LOCK,
+    "job.json",
+    "init.json",
+    "metrics.csv",
+    "metrics.jsonl",
+    RunDir::LEARNING_CURVE,
+    Checkpoint::FILE,
+    Checkpoint::BEST_FILE,
+    "snapshots",
+];
+
+/// Refuses a non-empty directory that is not a run (one with its lock, `job.json` or metrics,
+/// and nothing a run does not write): training would replace a user's `config.toml` or metrics
+/// files of another origin. A run that got as far as a checkpoint is refused later, under the
+/// lock, as in use or as one to resume.
+fn refuse_foreign_files(path: &Path) -> Result<(), RunError> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| RunError::read(path, e))? {
+        let entry = entry.map_err(|e| RunError::read(path, e))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    let is_run = names
+        .iter()
+        .any(|n| RUN_FILES[1..].contains(&n.as_str()));
+    let mut foreign: Vec<&String> = names
+        .iter()
+        .filter(|n| !RUN_FILES.contains(&n.as_str()) && !n.starts_with(".odeflash-"))
+        .collect();
+    if names.is_empty() || (is_run && foreign.is_empty()) {
+        return Ok(());
+    }
+    if foreign.is_empty() {
+        foreign = names.iter().collect();
+    }
+    foreign.sort();
+    let shown: Vec<&str> = foreign.iter().take(3).map(|n| n.as_str()).collect();
+    Err(RunError::Foreign {
+        dir: path.to_path_buf(),
+        found: format!(
+            "{}{}",
+            shown.join(", "),
+            if foreign.len() > 3 { ", ..." } else { "" }
+        ),
+    })
 }
 
 /// Refuses a directory that already holds a run (`checkpoint.json` or `best.json`).
@@ -431,12 +480,33 @@ mod tests {
     }
 
     #[test]
-    fn reuses_a_directory_without_a_checkpoint() {
+    fn reuses_a_run_killed_before_its_first_checkpoint_only() {
         let root = tempfile::tempdir().unwrap();
-        std::fs::write(root.path().join("notes.txt"), "hi").unwrap();
-        std::fs::write(root.path().join("config.toml"), "old = 1\n").unwrap();
-        let run = RunDir::create(root.path(), CONFIG).unwrap();
+        let killed = root.path().join("killed");
+        drop(RunDir::create(&killed, "old = 1\n").unwrap());
+        std::fs::write(killed.join("metrics.csv"), "epoch\n").unwrap();
+        let run = RunDir::create(&killed, CONFIG).unwrap();
         assert_eq!(run.read_config().unwrap(), CONFIG);
+
+        // A user's directory: their notes, or their own config.toml, stay untouched.
+        for (name, text) in [("notes.txt", "hi"), ("config.toml", "[train]\nlr = 0.1\n")] {
+            let dir = root.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join(name), text).unwrap();
+            let msg = RunDir::create(&dir, CONFIG).unwrap_err().to_string();
+            assert!(
+                msg.contains("is not empty and holds no interrupted odeflash run")
+                    && msg.contains(name),
+                "{msg}"
+            );
+            assert_eq!(std::fs::read_to_string(dir.join(name)).unwrap(), text);
+            assert!(!dir.join(RunDir::LOCK).exists());
+        }
+        // Anything besides a killed run's own files, too.
+        std::fs::write(killed.join("notes.txt"), "hi").unwrap();
+        drop(run);
+        let msg = RunDir::create(&killed, CONFIG).unwrap_err().to_string();
+        assert!(msg.contains("(notes.txt)"), "{msg}");
     }
 
     #[test]
