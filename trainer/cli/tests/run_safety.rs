@@ -3,22 +3,11 @@
 //! settings out of range, warm-ups that leave nothing to score.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn odeflash() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_odeflash"))
-}
-
-fn ok(out: Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "odeflash failed:\n{text}");
-    text
-}
+mod common;
+use common::{odeflash, ok};
 
 /// The error of a command that must fail cleanly (exit 1, no panic).
 fn fails(cmd: &mut Command) -> String {
@@ -305,7 +294,10 @@ fn flags_and_warmups_out_of_range() {
     std::fs::create_dir(&run).unwrap();
     std::fs::write(run.join("config.toml"), "[train]\nlr = 0.1\n").unwrap();
     let err = fails(&mut train(&data, &run, &["--epochs", "1"]));
-    assert!(err.contains("holds no interrupted odeflash run (config.toml)"), "{err}");
+    assert!(
+        err.contains("holds no interrupted odeflash run (config.toml)"),
+        "{err}"
+    );
     assert_eq!(
         std::fs::read_to_string(run.join("config.toml")).unwrap(),
         "[train]\nlr = 0.1\n"

@@ -2,22 +2,11 @@
 //! killed run resumes to the same weights, and export checks the file it writes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn odeflash() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_odeflash"))
-}
-
-fn ok(out: Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "odeflash failed:\n{text}");
-    text
-}
+mod common;
+use common::{odeflash, ok};
 
 fn oscillator_data(dir: &Path, train: usize) -> PathBuf {
     let data = dir.join("osc");

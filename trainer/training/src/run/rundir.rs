@@ -240,9 +240,7 @@ fn refuse_foreign_files(path: &Path) -> Result<(), RunError> {
         let entry = entry.map_err(|e| RunError::read(path, e))?;
         names.push(entry.file_name().to_string_lossy().into_owned());
     }
-    let is_run = names
-        .iter()
-        .any(|n| RUN_FILES[1..].contains(&n.as_str()));
+    let is_run = names.iter().any(|n| RUN_FILES[1..].contains(&n.as_str()));
     let mut foreign: Vec<&String> = names
         .iter()
         .filter(|n| !RUN_FILES.contains(&n.as_str()) && !n.starts_with(".odeflash-"))
