@@ -161,6 +161,34 @@ fn resume_refuses_what_it_would_ignore() {
         err.contains("--warmup-periods: the run has 1, not 0.5"),
         "{err}"
     );
+    // How the run started: train() passes --preset small, as the run did; another is refused.
+    let mut cmd = odeflash();
+    cmd.args([
+        "train",
+        "memristor",
+        "--model",
+        "single",
+        "--preset",
+        "paper",
+    ])
+    .args([
+        "--init-candidates",
+        "2",
+        "--resume",
+        "--quiet",
+        "--epochs",
+        "2",
+    ])
+    .arg("--data")
+    .arg(&data)
+    .arg("--out")
+    .arg(&run);
+    let err = fails(&mut cmd);
+    assert!(
+        err.contains("--preset: the run started with small, not paper")
+            && err.contains("--init-candidates: the run started with 4, not 2"),
+        "{err}"
+    );
 
     // The same directory with one sample changed.
     let csv = std::fs::read_dir(&data)

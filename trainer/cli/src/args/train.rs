@@ -3,6 +3,7 @@
 use odeflash_training::backend::BackendKind;
 use odeflash_training::config::rules::{self, in_range};
 use odeflash_training::config::WindowStart;
+use odeflash_training::run::StartOptions;
 use std::path::PathBuf;
 
 use super::checked;
@@ -62,15 +63,32 @@ pub struct TrainMemristorArgs {
     /// Adam iterations (512 points each) fitting the state net to the compact model's rate
     /// (about 18 s for the small SingleNN; the paper's net costs some 100 times more per
     /// iteration).
-    #[arg(long, default_value_t = 30_000, value_parser = checked::<usize>(|n| in_range(n, 1, 100_000_000)))]
-    pub init_iterations: usize,
+    /// [default: 30000]
+    #[arg(long, value_name = "N", value_parser = checked::<usize>(|n| in_range(n, 1, 100_000_000)))]
+    pub init_iterations: Option<usize>,
     /// Starts fitted to the compact model from as many seeds, in parallel; training goes on
     /// from the one whose free run scores the lowest L_b on the training records.
-    #[arg(long, default_value_t = 4, value_name = "N", value_parser = checked::<usize>(|n| in_range(n, 1, 64)))]
-    pub init_candidates: usize,
+    /// [default: 4]
+    #[arg(long, value_name = "N", value_parser = checked::<usize>(|n| in_range(n, 1, 64)))]
+    pub init_candidates: Option<usize>,
     /// Shared settings.
     #[command(flatten)]
     pub common: TrainCommon,
+}
+
+impl TrainMemristorArgs {
+    /// How the run starts: the preset and the compact-model start, defaults resolved.
+    pub fn start(&self) -> StartOptions {
+        StartOptions {
+            preset: format!("{:?}", self.preset.unwrap_or(PresetArg::Paper)).to_lowercase(),
+            init_baseline: self
+                .init_baseline
+                .as_ref()
+                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
+            init_iterations: self.init_iterations.unwrap_or(30_000),
+            init_candidates: self.init_candidates.unwrap_or(4),
+        }
+    }
 }
 
 /// Settings every `train` subcommand shares; each overrides the experiment file.

@@ -81,14 +81,6 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
         let job = JobFile::read(dir.path())?;
         diffs.extend(job_differences(args, &job));
         refuse_differences(&dir, &diffs, &exp)?;
-        if args.preset.is_some() || args.init_baseline.is_some() {
-            writeln!(
-                out,
-                "note: --preset and --init-baseline choose how a run starts; the resumed run \
-                 keeps the model it started with"
-            )
-            .map_err(Error::Stdout)?;
-        }
         (exp, job, dir)
     } else {
         let (ds, mut data) =
@@ -126,6 +118,7 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
             warmup_periods,
             train_periods: args.train_periods,
             data_hash: Some(data_hash(&data)),
+            start: Some(args.start()),
         };
         job.write(dir.path())?;
         (exp, job, dir)
@@ -169,12 +162,56 @@ fn job_differences(args: &TrainMemristorArgs, job: &JobFile) -> Vec<String> {
         model,
         warmup_periods,
         train_periods,
+        start,
         ..
     } = job
     else {
         diffs.push("the run is not a memristor run".into());
         return diffs;
     };
+    let asked = args.start();
+    let given = [
+        args.preset.is_some(),
+        args.init_baseline.is_some(),
+        args.init_iterations.is_some(),
+        args.init_candidates.is_some(),
+    ];
+    match start {
+        Some(run) => {
+            let show = |p: &Option<std::path::PathBuf>| {
+                p.as_ref()
+                    .map_or("none".to_string(), |p| p.display().to_string())
+            };
+            let pairs = [
+                ("--preset", run.preset.clone(), asked.preset.clone()),
+                (
+                    "--init-baseline",
+                    show(&run.init_baseline),
+                    show(&asked.init_baseline),
+                ),
+                (
+                    "--init-iterations",
+                    run.init_iterations.to_string(),
+                    asked.init_iterations.to_string(),
+                ),
+                (
+                    "--init-candidates",
+                    run.init_candidates.to_string(),
+                    asked.init_candidates.to_string(),
+                ),
+            ];
+            for ((flag, was, now), given) in pairs.into_iter().zip(given) {
+                if given && was != now {
+                    diffs.push(format!("{flag}: the run started with {was}, not {now}"));
+                }
+            }
+        }
+        // A run from before the start was recorded: its start options cannot be compared.
+        None if given.contains(&true) => diffs.push(
+            "--preset and --init-*: this run does not record how it started; drop them".into(),
+        ),
+        None => {}
+    }
     let kind = match args.model {
         MemristorModelArg::Single => Kind::Single,
         MemristorModelArg::Dual => Kind::Dual,

@@ -44,7 +44,8 @@ pub fn from_baseline(
     args: &TrainMemristorArgs,
     out: &mut dyn Write,
 ) -> Result<Checkpoint, Error> {
-    let (candidates, iterations) = (args.init_candidates, args.init_iterations);
+    let start = args.start();
+    let (candidates, iterations) = (start.init_candidates, start.init_iterations);
     let seed = exp.train.seed;
     let report = FitReport::load(fit)?;
     let cm = report.compact_model().clone();

@@ -40,7 +40,25 @@ pub enum JobFile {
         /// [`data_hash`] of the data the run started on (absent in runs from before it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         data_hash: Option<String>,
+        /// How the run started (absent in runs from before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<StartOptions>,
     },
+}
+
+/// How a memristor run started, so that a resume can refuse other start options rather than
+/// ignore them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartOptions {
+    /// The preset's name (`paper`, `small`).
+    pub preset: String,
+    /// The compact-model fit the nets started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_baseline: Option<PathBuf>,
+    /// Adam iterations of each start fit.
+    pub init_iterations: usize,
+    /// Start fits tried.
+    pub init_candidates: usize,
 }
 
 impl JobFile {

@@ -29,7 +29,7 @@ pub mod rundir;
 pub use checkpoint::{Checkpoint, ParamTensor};
 pub use error::RunError;
 pub use interrupt::Interrupt;
-pub use job::{data_hash, JobFile};
+pub use job::{data_hash, JobFile, StartOptions};
 pub use metrics::{MetricsWriter, Record};
 pub use progress::Progress;
 pub use rundir::RunDir;
