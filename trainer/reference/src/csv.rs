@@ -272,12 +272,7 @@ impl Table {
         required: &[&str],
         optional: &[&str],
     ) -> Result<Self, TableError> {
-        let err = |line: usize, column: Option<&str>, kind| TableError {
-            path: path.to_path_buf(),
-            line,
-            column: column.map(str::to_owned),
-            kind,
-        };
+        let err = |line, column: Option<&str>, kind| table_error(path, line, column, kind);
         let mut lines = Lines {
             reader,
             after_cr: false,
@@ -318,82 +313,18 @@ impl Table {
                 continue;
             }
             let Some((_, cols)) = &index else {
-                let names: Vec<&str> = s.split(',').map(field).collect();
-                let find = |col: &str| -> Result<Option<usize>, TableError> {
-                    let mut hits = names.iter().enumerate().filter(|(_, &n)| n == col);
-                    match (hits.next(), hits.next()) {
-                        (Some((i, _)), None) => Ok(Some(i)),
-                        (Some(_), Some(_)) => {
-                            Err(err(line, Some(col), TableErrorKind::DuplicateColumn))
-                        }
-                        (None, _) => Ok(None),
-                    }
-                };
-                let mut cols = Vec::new();
-                for (col, needed) in std::iter::once((TIME_COLUMN, true))
-                    .chain(required.iter().map(|c| (*c, true)))
-                    .chain(optional.iter().map(|c| (*c, false)))
-                {
-                    match find(col)? {
-                        Some(i) => cols.push((col.to_owned(), i)),
-                        None if needed => {
-                            let kind = TableErrorKind::MissingColumn {
-                                found: crate::files::excerpt(&names.join(", ")),
-                            };
-                            return Err(err(line, Some(col), kind));
-                        }
-                        None => {}
-                    }
-                }
+                let (cols, names) = header_columns(path, line, s, required, optional)?;
                 table.columns = cols
                     .iter()
                     .skip(1)
                     .map(|(n, _)| (n.clone(), Vec::new()))
                     .collect();
                 table.header_line = line;
-                table.header = crate::files::excerpt(&names.join(", "));
+                table.header = names;
                 index = Some((line, cols));
                 continue;
             };
-            let fields: Vec<&str> = s.split(',').map(field).collect();
-            let mut values = Vec::with_capacity(cols.len());
-            for (name, i) in cols {
-                let text = fields.get(*i).copied().ok_or_else(|| {
-                    err(
-                        line,
-                        Some(name),
-                        TableErrorKind::MissingField {
-                            fields: fields.len(),
-                        },
-                    )
-                })?;
-                let v: f64 = text.parse().map_err(|_| {
-                    err(
-                        line,
-                        Some(name),
-                        TableErrorKind::NotANumber {
-                            text: crate::files::excerpt(text),
-                        },
-                    )
-                })?;
-                let text = crate::files::excerpt(text);
-                if !v.is_finite() {
-                    return Err(err(line, Some(name), TableErrorKind::NotFinite { text }));
-                }
-                if name != TIME_COLUMN && !(v as f32).is_finite() {
-                    return Err(err(
-                        line,
-                        Some(name),
-                        TableErrorKind::OutOfF32Range { text },
-                    ));
-                }
-                if name == TIME_COLUMN {
-                    if let Some(h) = half_unit(fields[*i]) {
-                        finest = Some(finest.map_or(h, |f: f64| f.min(h)));
-                    }
-                }
-                values.push(v);
-            }
+            let values = row_values(path, line, s, cols, &mut finest)?;
             let t = values[0];
             if let Some(&prev) = table.t.last() {
                 if t <= prev {
@@ -419,16 +350,22 @@ impl Table {
                 TableErrorKind::TooFewRows { rows: n },
             ));
         }
-        let mean = (table.t[n - 1] - table.t[0]) / (n - 1) as f64;
-        // Steps are compared with the median step, which a missing row does not move, so the
-        // error names the gap itself; each step may be off by the rounding of the printed times
-        // (the finest digit the column shows: a writer that drops trailing zeros prints `0.006`
-        // exactly, one that rounds prints every time to the same decimals).
-        let mut steps: Vec<f64> = table.t.windows(2).map(|w| w[1] - w[0]).collect();
+        table.check_uniform(finest)?;
+        table.dt = (table.t[n - 1] - table.t[0]) / (n - 1) as f64;
+        Ok(table)
+    }
+
+    /// Refuses a time step off the typical one. Steps are compared with the median step, which
+    /// a missing row does not move, so the error names the gap itself; each step may be off by
+    /// the rounding of the printed times (`finest`: half a unit in the finest digit the column
+    /// shows; a writer that drops trailing zeros prints `0.006` exactly, one that rounds prints
+    /// every time to the same decimals).
+    fn check_uniform(&self, finest: Option<f64>) -> Result<(), TableError> {
+        let mut steps: Vec<f64> = self.t.windows(2).map(|w| w[1] - w[0]).collect();
         steps.sort_by(f64::total_cmp);
         let typical = steps[steps.len() / 2];
         let allowed = UNIFORM_TOLERANCE + rounding_allowance(finest, typical);
-        for (k, w) in table.t.windows(2).enumerate() {
+        for (k, w) in self.t.windows(2).enumerate() {
             let step = w[1] - w[0];
             let rel = (step - typical).abs() / typical;
             if rel > allowed {
@@ -438,11 +375,15 @@ impl Table {
                     rel,
                     allowed,
                 };
-                return Err(err(table.lines[k + 1], Some(TIME_COLUMN), kind));
+                return Err(table_error(
+                    &self.path,
+                    self.lines[k + 1],
+                    Some(TIME_COLUMN),
+                    kind,
+                ));
             }
         }
-        table.dt = mean;
-        Ok(table)
+        Ok(())
     }
 
     /// A column by name, if it was requested and present.
@@ -478,4 +419,98 @@ impl Table {
             kind,
         }
     }
+}
+
+fn table_error(path: &Path, line: usize, column: Option<&str>, kind: TableErrorKind) -> TableError {
+    TableError {
+        path: path.to_path_buf(),
+        line,
+        column: column.map(str::to_owned),
+        kind,
+    }
+}
+
+/// The header `s` (at `line`): the time column, then every required and present optional
+/// column, each with its field index; and the header as an error quotes it.
+fn header_columns(
+    path: &Path,
+    line: usize,
+    s: &str,
+    required: &[&str],
+    optional: &[&str],
+) -> Result<(Vec<(String, usize)>, String), TableError> {
+    let names: Vec<&str> = s.split(',').map(field).collect();
+    let shown = crate::files::excerpt(&names.join(", "));
+    let mut cols = Vec::new();
+    for (col, needed) in std::iter::once((TIME_COLUMN, true))
+        .chain(required.iter().map(|c| (*c, true)))
+        .chain(optional.iter().map(|c| (*c, false)))
+    {
+        let mut hits = names.iter().enumerate().filter(|(_, &n)| n == col);
+        match (hits.next(), hits.next(), needed) {
+            (Some((i, _)), None, _) => cols.push((col.to_owned(), i)),
+            (Some(_), Some(_), _) => {
+                return Err(table_error(
+                    path,
+                    line,
+                    Some(col),
+                    TableErrorKind::DuplicateColumn,
+                ))
+            }
+            (None, _, true) => {
+                let kind = TableErrorKind::MissingColumn {
+                    found: shown.clone(),
+                };
+                return Err(table_error(path, line, Some(col), kind));
+            }
+            (None, _, false) => {}
+        }
+    }
+    Ok((cols, shown))
+}
+
+/// The values of the data row `s` (at `line`) in `cols`' order; notes in `finest` the rounding
+/// its time cell's printed digits imply.
+fn row_values(
+    path: &Path,
+    line: usize,
+    s: &str,
+    cols: &[(String, usize)],
+    finest: &mut Option<f64>,
+) -> Result<Vec<f64>, TableError> {
+    let err = |name: &str, kind| table_error(path, line, Some(name), kind);
+    let fields: Vec<&str> = s.split(',').map(field).collect();
+    let mut values = Vec::with_capacity(cols.len());
+    for (name, i) in cols {
+        let text = fields.get(*i).copied().ok_or_else(|| {
+            err(
+                name,
+                TableErrorKind::MissingField {
+                    fields: fields.len(),
+                },
+            )
+        })?;
+        let v: f64 = text.parse().map_err(|_| {
+            err(
+                name,
+                TableErrorKind::NotANumber {
+                    text: crate::files::excerpt(text),
+                },
+            )
+        })?;
+        let shown = crate::files::excerpt(text);
+        if !v.is_finite() {
+            return Err(err(name, TableErrorKind::NotFinite { text: shown }));
+        }
+        if name != TIME_COLUMN && !(v as f32).is_finite() {
+            return Err(err(name, TableErrorKind::OutOfF32Range { text: shown }));
+        }
+        if name == TIME_COLUMN {
+            if let Some(h) = half_unit(text) {
+                *finest = Some(finest.map_or(h, |f: f64| f.min(h)));
+            }
+        }
+        values.push(v);
+    }
+    Ok(values)
 }
