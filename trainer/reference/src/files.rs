@@ -10,9 +10,9 @@
 //! `--force` a claim is refused when:
 //!
 //! - the output file already exists (whatever wrote it);
-//! - the output is inside a training run directory: one holding `checkpoint.json`, `best.json`
-//!   or `job.json`, or `config.toml` next to `metrics.csv` or `metrics.jsonl` (the run itself,
-//!   any folder below it);
+//! - the output is inside a training run directory: one holding `checkpoint.json`, `best.json`,
+//!   `job.json` or `run.lock`, or `config.toml` next to `metrics.csv` or `metrics.jsonl` (the
+//!   run itself, any folder below it);
 //! - the output directory exists, is not empty, and is not marked as a previous output of the
 //!   same command. A directory the command creates, or finds empty, gets a marker file
 //!   [`OUTPUT_MARKER`] naming the command; a re-run of that command (`eval --out report` twice)
@@ -80,7 +80,9 @@ pub const OUTPUT_MARKER: &str = ".odeflash-output";
 
 /// Files that make a directory a training run directory; `config.toml` counts only next to
 /// [`RUN_METRICS`].
-const RUN_FILES: [&str; 3] = ["checkpoint.json", "best.json", "job.json"];
+/// (`run.lock` is the lock every run takes before it writes anything: `odeflash_training`'s
+/// `RunDir::LOCK`.)
+const RUN_FILES: [&str; 4] = ["checkpoint.json", "best.json", "job.json", "run.lock"];
 /// A run's metrics, which make its `config.toml` a run's.
 const RUN_METRICS: [&str; 2] = ["metrics.csv", "metrics.jsonl"];
 
@@ -400,5 +402,10 @@ mod tests {
         std::fs::write(&existing, "x").unwrap();
         assert!(refused(claim_file(&existing, false)));
         claim_file(&existing, true).unwrap();
+        // A run killed in its first epoch holds its lock and config.
+        let young = root.path().join("young");
+        std::fs::create_dir(&young).unwrap();
+        std::fs::write(young.join("run.lock"), "1\n").unwrap();
+        assert!(refused(claim_file(&young.join("m.ofm"), false)));
     }
 }
