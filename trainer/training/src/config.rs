@@ -112,28 +112,6 @@ impl Default for SolverConfig {
 }
 
 impl SolverConfig {
-    /// Checks the combination.
-    pub fn validate(&self) -> Result<(), Error> {
-        if self.adaptive && self.method.error_estimator().is_none() {
-            return Err(Error::Input(format!(
-                "solver: adaptive stepping needs method = \"rk5\" (Tsit5) or \"dopri5\", not {:?}",
-                self.method
-            )));
-        }
-        if self.substeps == 0 || (self.stride > 1 && self.substeps > 1) {
-            return Err(Error::Input(
-                "solver: substeps must be >= 1, and stride and substeps cannot both be above 1"
-                    .into(),
-            ));
-        }
-        if !(self.rtol > 0.0 && self.atol > 0.0) {
-            return Err(Error::Input(
-                "solver: rtol and atol must be positive".into(),
-            ));
-        }
-        Ok(())
-    }
-
     /// The fixed grid.
     pub fn grid(&self) -> FixedGrid {
         FixedGrid {
@@ -359,8 +337,21 @@ impl Experiment {
         at("solver.rtol", positive(s.rtol))?;
         at("solver.atol", positive(s.atol))?;
         at("solver.max_steps", in_range(s.max_steps, 1, MAX_STEPS))?;
-        s.validate()
-            .map_err(|e| Invalid::new("solver", e.to_string()))?;
+        if s.adaptive && s.method.error_estimator().is_none() {
+            return Err(Invalid::new(
+                "solver.adaptive",
+                format!(
+                    "adaptive stepping needs method = \"rk5\" (Tsit5) or \"dopri5\", not {:?}",
+                    s.method
+                ),
+            ));
+        }
+        if s.stride > 1 && s.substeps > 1 {
+            return Err(Invalid::new(
+                "solver.substeps",
+                "stride and substeps cannot both be above 1",
+            ));
+        }
         at("train.epochs", in_range(t.epochs, 1, MAX_EPOCHS))?;
         at("train.batch_size", in_range(t.batch_size, 1, MAX_BATCH))?;
         at("train.seed", in_range(t.seed, 0, MAX_SEED))?;
@@ -703,6 +694,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.net.widths(), vec![64, 128, 128, 64]);
+    }
+
+    #[test]
+    fn solver_combinations_name_their_setting_and_line() {
+        let err = |text: &str| {
+            Experiment::parse(Path::new("x.toml"), text)
+                .unwrap_err()
+                .to_string()
+        };
+        let msg = err("[solver]\nmethod = \"rk4\"\nadaptive = true\n");
+        assert!(
+            msg.starts_with("x.toml:3: solver.adaptive: adaptive stepping needs"),
+            "{msg}"
+        );
+        let msg = err("[solver]\nstride = 2\nsubsteps = 4\n");
+        assert!(
+            msg.starts_with("x.toml:3: solver.substeps: stride and substeps cannot"),
+            "{msg}"
+        );
+        let msg = err("[solver]\nsubsteps = 0\n");
+        assert!(
+            msg.starts_with("x.toml:2: solver.substeps: 0 must be at least 1"),
+            "{msg}"
+        );
     }
 
     #[test]
