@@ -233,7 +233,6 @@ pub fn run_ode(args: &TrainOdeArgs, out: &mut dyn Write) -> Result<(), Error> {
         job_file.write(dir.path())?;
         (exp, job_file, dir)
     };
-    exp.validate()?;
     let JobFile::Ode {
         data: data_dir,
         model,

@@ -107,7 +107,6 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
             }
             None => None,
         };
-        exp.validate()?;
         let dir = RunDir::create(&c.out, &exp.to_toml_without(&UNUSED_SECTIONS))?;
         if let Some((path, ck)) = init {
             ck.save_as(&path)?;
@@ -123,7 +122,6 @@ pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> 
         job.write(dir.path())?;
         (exp, job, dir)
     };
-    exp.validate()?;
     let JobFile::Memristor {
         data: data_dir,
         model,
