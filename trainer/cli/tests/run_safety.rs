@@ -310,6 +310,25 @@ fn flags_and_warmups_out_of_range() {
             "{flag}: {err}"
         );
     }
+    // eval (skip mode) refuses the same warm-up with the same check; data check by the flag.
+    let mut eval = odeflash();
+    eval.args(["eval", "--warmup-periods", "2", "no-model"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(tmp.path().join("report"));
+    let err = fails(&mut eval);
+    assert!(
+        err.contains("--warmup-periods 2: leaves fewer than two samples of"),
+        "{err}"
+    );
+    let mut check = odeflash();
+    check
+        .args(["data", "check", "--warmup-periods=-1"])
+        .arg("--data")
+        .arg(&data);
+    let err = fails(&mut check);
+    assert!(err.contains("--warmup-periods"), "{err}");
     let err = fails(&mut train(&data, &run, &["--warmup-periods", "2"]));
     assert!(
         err.contains("--warmup-periods 2: leaves fewer than two samples of")

@@ -64,6 +64,6 @@ pub struct DataCheckArgs {
     pub data: PathBuf,
     /// Periods at the start of each record left out of validation losses, as `train memristor
     /// --warmup-periods` takes them.
-    #[arg(long, default_value_t = 1.0, value_name = "N")]
+    #[arg(long, default_value_t = 1.0, value_name = "N", value_parser = checked::<f64>(rules::non_negative))]
     pub warmup_periods: f64,
 }

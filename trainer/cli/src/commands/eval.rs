@@ -10,6 +10,7 @@ use odeflash_reference::memristor::MemristorTrajectory;
 use odeflash_runtime::Solver;
 
 use crate::args::EvalArgs;
+use crate::paper000::check_warmup;
 use crate::paper000::eval::{
     self as ev, Candidate, EvalReport, Host, LoadOptions, Warmup, WarmupMode,
 };
@@ -17,7 +18,7 @@ use crate::Error;
 
 /// Runs `odeflash eval`.
 pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let warmup = warmup(args)?;
+    let warmup = warmup(args);
     let host = Host {
         threads: args.threads,
         fma: args.fma,
@@ -29,7 +30,10 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
         mode: warmup.mode,
         as_trained,
     };
-    check_scored_samples(args, &ds, &scored)?;
+    // Replay scores every sample, and a record has at least two.
+    if warmup.mode == WarmupMode::Skip {
+        check_warmup(&scored.as_trained, &ds, args.warmup_periods)?;
+    }
     let plotted = plotted(args, &ds)?;
     let cands = load_candidates(args, &ds)?;
     odeflash_reference::files::claim_dir(&args.out, "eval", args.force)?;
@@ -58,18 +62,12 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<(), Error> {
     print_summary(out, &report, &args.out)
 }
 
-/// `--warmup` and `--warmup-periods`, checked.
-fn warmup(args: &EvalArgs) -> Result<Warmup, Error> {
-    if !(args.warmup_periods >= 0.0 && args.warmup_periods.is_finite()) {
-        return Err(Error::Usage(format!(
-            "--warmup-periods {}: must be a number of periods >= 0",
-            args.warmup_periods
-        )));
-    }
-    Ok(Warmup {
+/// `--warmup` and `--warmup-periods` (checked where parsed).
+fn warmup(args: &EvalArgs) -> Warmup {
+    Warmup {
         mode: args.warmup,
         periods: args.warmup_periods,
-    })
+    }
 }
 
 /// Where scoring starts in each trajectory: after the warm-up samples training's validation
@@ -94,27 +92,6 @@ impl ScoredFrom {
                 .map_or(0, |x| x.warmup),
         }
     }
-}
-
-/// Refuses a warm-up that leaves fewer than two samples of a trajectory to score.
-fn check_scored_samples(
-    args: &EvalArgs,
-    ds: &MemristorDataset,
-    scored: &ScoredFrom,
-) -> Result<(), Error> {
-    for t in &ds.trajectories {
-        if scored.of(t) + 2 > t.len() {
-            return Err(Error::Usage(format!(
-                "--warmup-periods {}: leaves fewer than two samples of {} to score ({} samples, \
-                 {:.1} per period)",
-                args.warmup_periods,
-                t.path.display(),
-                t.len(),
-                t.samples_per_period()
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// The trajectory of Fig. 6 and 7: `--trajectory`, else the first validation trajectory.

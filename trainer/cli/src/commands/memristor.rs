@@ -30,12 +30,6 @@ pub fn run_synth(args: &SynthMemristorArgs, out: &mut dyn Write) -> Result<(), E
 /// Runs `data check`: loads the dataset through [`training_view`], as `train memristor` does,
 /// and prints one line per record.
 pub fn run_check(args: &DataCheckArgs, out: &mut dyn Write) -> Result<(), Error> {
-    if !(args.warmup_periods >= 0.0 && args.warmup_periods.is_finite()) {
-        return Err(Error::Usage(format!(
-            "--warmup-periods {}: must be a number of periods >= 0",
-            args.warmup_periods
-        )));
-    }
     let (ds, view) = training_view(&args.data, args.warmup_periods)?;
     let w = |e| Error::Stdout(e);
     writeln!(

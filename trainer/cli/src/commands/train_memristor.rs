@@ -7,6 +7,7 @@ use crate::args::{MemristorModelArg, PresetArg, TrainMemristorArgs};
 use crate::commands::train::{
     apply_overrides, refuse_differences, resumed_experiment, same_data, train_and_report,
 };
+use crate::paper000::check_warmup;
 use crate::paper000::compact_start::from_baseline;
 use crate::paper000::preset::preset;
 use crate::Error;
@@ -48,27 +49,6 @@ fn keep_periods(
 
 /// Sections of an experiment file that `train memristor` takes from its preset and options.
 const UNUSED_SECTIONS: [&str; 2] = ["net", "states"];
-
-/// Refuses a warm-up that leaves fewer than two samples of a record to train on or score.
-fn check_warmup(data: &Dataset, ds: &MemristorDataset, warmup_periods: f64) -> Result<(), Error> {
-    for t in data.train.iter().chain(&data.validation) {
-        if t.warmup + 2 > t.len() {
-            let per_period = ds
-                .trajectories
-                .iter()
-                .find(|m| m.path == t.path)
-                .map_or(f64::NAN, |m| m.samples_per_period());
-            return Err(Error::Usage(format!(
-                "--warmup-periods {warmup_periods}: leaves fewer than two samples of {} to \
-                 train on or score ({} samples, {per_period:.1} per period); give fewer warm-up \
-                 periods",
-                t.path.display(),
-                t.len(),
-            )));
-        }
-    }
-    Ok(())
-}
 
 /// `odeflash train memristor`.
 pub fn run(args: &TrainMemristorArgs, out: &mut dyn Write) -> Result<(), Error> {
