@@ -236,7 +236,10 @@ impl OptimizerConfig {
 
 /// Range checks shared by the configurations.
 pub(crate) mod check {
+    //! The optimizers' own messages over the ranges of [`crate::config::rules`], the one source
+    //! of each rule.
     use super::OptimError;
+    use crate::config::rules;
 
     fn err(optimizer: &'static str, field: &str, message: String) -> OptimError {
         OptimError::InvalidConfig {
@@ -246,17 +249,11 @@ pub(crate) mod check {
         }
     }
 
-    /// `0 <= value < 1`.
+    /// `0 <= value < 1` (a moment's decay).
     pub(crate) fn beta(optimizer: &'static str, name: &str, value: f64) -> Result<(), OptimError> {
-        if (0.0..1.0).contains(&value) {
-            Ok(())
-        } else {
-            Err(err(
-                optimizer,
-                name,
-                format!("{name} must be in [0, 1), got {value}"),
-            ))
-        }
+        require(optimizer, name, rules::decay(value).is_ok(), || {
+            format!("{name} must be in [0, 1), got {value}")
+        })
     }
 
     /// `value >= 0` and finite.
@@ -265,15 +262,9 @@ pub(crate) mod check {
         name: &str,
         value: f64,
     ) -> Result<(), OptimError> {
-        if value.is_finite() && value >= 0.0 {
-            Ok(())
-        } else {
-            Err(err(
-                optimizer,
-                name,
-                format!("{name} must be finite and >= 0, got {value}"),
-            ))
-        }
+        require(optimizer, name, rules::non_negative(value).is_ok(), || {
+            format!("{name} must be finite and >= 0, got {value}")
+        })
     }
 
     /// `value > 0` and finite: a denominator's guard (`eps`), where 0 divides a zero gradient
@@ -283,15 +274,9 @@ pub(crate) mod check {
         name: &str,
         value: f64,
     ) -> Result<(), OptimError> {
-        if value.is_finite() && value > 0.0 {
-            Ok(())
-        } else {
-            Err(err(
-                optimizer,
-                name,
-                format!("{name} must be finite and above 0, got {value}"),
-            ))
-        }
+        require(optimizer, name, rules::positive(value).is_ok(), || {
+            format!("{name} must be finite and above 0, got {value}")
+        })
     }
 
     /// A free-form condition on the setting `field`.
