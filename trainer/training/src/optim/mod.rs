@@ -234,10 +234,9 @@ impl OptimizerConfig {
     }
 }
 
-/// Range checks shared by the configurations.
+/// Range checks shared by the configurations: the optimizers' own messages over the ranges of
+/// [`crate::config::rules`], the one source of each rule.
 pub(crate) mod check {
-    //! The optimizers' own messages over the ranges of [`crate::config::rules`], the one source
-    //! of each rule.
     use super::OptimError;
     use crate::config::rules;
 
